@@ -1,0 +1,84 @@
+import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
+import { z } from "zod";
+import { AppError } from "../../errors.js";
+import { jobConfigSchema } from "../../trainer/index.js";
+import * as service from "../../services/jobs.js";
+import { findCheckpoint, listJobs, listMetrics } from "../../db/jobs.js";
+import type { AppContext } from "../context.js";
+import { errorSchema, idParams, jobSchema, jobView, metricSchema, metricView, page, pageSchema } from "../schemas.js";
+
+const statuses = ["queued", "running", "cancelling", "succeeded", "failed", "cancelled"] as const;
+
+export const jobRoutes = (ctx: AppContext): FastifyPluginAsyncZod => async (app) => {
+  app.post("/v1/jobs", {
+    config: { bodyErrorCode: "invalid_config" },
+    schema: {
+      tags: ["jobs"],
+      summary: "Submit a training job",
+      description: "The config is checked against the dataset before anything is queued: a config that cannot work is a 422 naming the field.",
+      body: jobConfigSchema,
+      response: { 201: jobSchema, 404: errorSchema, 409: errorSchema, 422: errorSchema },
+    },
+  }, async (req, reply) => {
+    const job = await service.submitJob(ctx.db, ctx.queue, req.body);
+    return reply.code(201).send(jobView(job));
+  });
+
+  app.get("/v1/jobs", {
+    schema: {
+      tags: ["jobs"],
+      summary: "List jobs, most recent first",
+      querystring: z.object({
+        after: z.string().optional().describe("Cursor: the `last_id` of the previous page."),
+        limit: z.coerce.number().int().min(1).max(100).default(20),
+        status: z.enum(statuses).optional(),
+      }),
+      response: { 200: pageSchema(jobSchema) },
+    },
+  }, async (req) => {
+    const { after, limit, status } = req.query;
+    return page(await listJobs(ctx.db, { after, limit, status }), limit, jobView);
+  });
+
+  app.get("/v1/jobs/:id", {
+    schema: { tags: ["jobs"], summary: "A job's status and progress", params: idParams, response: { 200: jobSchema, 404: errorSchema } },
+  }, async (req) => jobView(await service.getJob(ctx.db, req.params.id)));
+
+  app.get("/v1/jobs/:id/metrics", {
+    schema: {
+      tags: ["jobs"],
+      summary: "Per-epoch training and validation loss, learning rate and metrics",
+      params: idParams,
+      querystring: z.object({ after_epoch: z.coerce.number().int().min(0).default(0).describe("Only epochs after this one.") }),
+      response: { 200: z.object({ data: z.array(metricSchema) }), 404: errorSchema },
+    },
+  }, async (req) => {
+    const job = await service.getJob(ctx.db, req.params.id);
+    return { data: (await listMetrics(ctx.db, job.id, req.query.after_epoch)).map(metricView) };
+  });
+
+  app.get("/v1/jobs/:id/weights", {
+    schema: {
+      tags: ["jobs"],
+      summary: "Download trained weights as safetensors",
+      description:
+        "Little-endian F32 tensors named `<layer index>.<param>` in PyTorch layouts (dense `weight` is `[units, in_features]`); " +
+        "the model spec is in `__metadata__`.",
+      params: idParams,
+      querystring: z.object({
+        checkpoint: z.string().regex(/^(best|last|\d+)$/, "best, last or an epoch number").default("best"),
+      }),
+      response: { 200: z.any().describe("application/octet-stream: the safetensors file"), 404: errorSchema },
+    },
+  }, async (req, reply) => {
+    const job = await service.getJob(ctx.db, req.params.id);
+    const which = /^\d+$/.test(req.query.checkpoint) ? Number(req.query.checkpoint) : (req.query.checkpoint as "best" | "last");
+    const cp = await findCheckpoint(ctx.db, job.id, which);
+    if (!cp) throw new AppError("checkpoint_not_found", `Job ${job.id} has no \`${req.query.checkpoint}\` checkpoint yet.`, "checkpoint");
+    return reply
+      .header("content-type", "application/octet-stream")
+      .header("content-disposition", `attachment; filename="job-${job.id}-epoch-${cp.epoch}.safetensors"`)
+      .header("x-checkpoint-epoch", String(cp.epoch))
+      .send(Buffer.from(cp.weights));
+  });
+};

@@ -1,0 +1,38 @@
+// Use cases for datasets: upload (streamed, chunked, made visible only when complete) and loading
+// the rows back for training.
+import { AppError } from "../errors.js";
+import { ingestDataset, assembleRows, type IngestOptions } from "../datasets/index.js";
+import type { Db } from "../db/client.js";
+import * as repo from "../db/datasets.js";
+
+export interface UploadRequest extends IngestOptions {
+  name: string;
+}
+
+export async function uploadDataset(db: Db, source: AsyncIterable<Uint8Array | string>, req: UploadRequest): Promise<repo.DatasetRow> {
+  const row = await repo.createUploadingDataset(db, req.name, req.format);
+  try {
+    const summary = await ingestDataset(source, req, (chunk) => repo.insertChunk(db, row.id, chunk.index, chunk.rows, chunk.x));
+    return await repo.finishDataset(db, row.id, { ...summary, columns: summary.columns });
+  } catch (err) {
+    // Nothing half-written stays behind: the row and its chunks go together (cascade).
+    await repo.deleteDataset(db, row.id).catch(() => undefined);
+    throw err;
+  }
+}
+
+export async function getDataset(db: Db, id: string): Promise<repo.DatasetRow> {
+  const row = await repo.findDataset(db, id);
+  if (!row || row.status === "failed") throw new AppError("dataset_not_found", `No dataset has id ${id}.`, "id");
+  return row;
+}
+
+/** Loads every row of a ready dataset into memory as float32, for the trainer. */
+export async function loadDatasetRows(db: Db, id: string): Promise<{ meta: repo.DatasetRow; x: Float32Array; y: Float32Array; rows: number }> {
+  const meta = await repo.findDataset(db, id);
+  if (!meta || meta.status !== "ready") throw new AppError("dataset_not_found", `Dataset ${id} is not available.`, "dataset_id");
+  const chunks = await repo.readChunks(db, id);
+  const { x, y, rows } = assembleRows(chunks, meta.inputWidth, meta.targetWidth);
+  if (rows !== meta.rows) throw new Error(`dataset ${id}: chunks hold ${rows} rows, the summary says ${meta.rows}`);
+  return { meta, x, y, rows };
+}

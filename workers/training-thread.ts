@@ -26,7 +26,15 @@ export interface TrainingRun {
   terminate(): Promise<void>;
 }
 
-const THREAD_URL = new URL("./thread.ts", import.meta.url);
+// The thread runs TypeScript like the rest of the process. Node 20 does not carry tsx's module
+// hooks into worker threads, so a one-line bootstrap registers them there before loading thread.ts.
+const THREAD_BOOT = new URL(
+  "data:text/javascript," +
+    encodeURIComponent(
+      `import { register } from ${JSON.stringify(import.meta.resolve("tsx/esm/api"))}; register();` +
+        `await import(${JSON.stringify(new URL("./thread.ts", import.meta.url).href)});`,
+    ),
+);
 
 export function startTraining(start: Omit<ThreadStart, "stopFlag">, onEpoch: (m: EpochMessage) => Promise<void>): TrainingRun {
   const stopFlag = new SharedArrayBuffer(4);
@@ -34,7 +42,7 @@ export function startTraining(start: Omit<ThreadStart, "stopFlag">, onEpoch: (m:
   for (const set of [start.train, start.val]) {
     if (set) for (const a of [set.x, set.y]) if (a.buffer instanceof ArrayBuffer) buffers.add(a.buffer);
   }
-  const thread = new Worker(THREAD_URL, {
+  const thread = new Worker(THREAD_BOOT, {
     workerData: { ...start, stopFlag } satisfies ThreadStart,
     transferList: [...buffers],
   });

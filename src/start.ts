@@ -6,7 +6,7 @@ import { loadConfig } from "./config.js";
 import { migrateDatabase } from "./db/migrate.js";
 
 const config = loadConfig();
-const result = await migrateDatabase(config.databaseUrl, { log: (line) => console.log(line) });
+const result = await migrateDatabase(config.databaseUrl);
 console.log(result.applied.length > 0 ? `applied migrations: ${result.applied.join(", ")}` : "database is up to date");
 
 const root = fileURLToPath(new URL("..", import.meta.url));

@@ -36,7 +36,13 @@ export async function submitJob(db: Db, queue: TrainingQueue, parsed: JobConfig)
   if (misfit) throw new AppError("dataset_mismatch", misfit.message, misfit.param);
 
   // A job without a seed gets one now, stored with its config, so every run of it is reproducible.
-  const config: JobConfig = { ...parsed, seed: parsed.seed ?? randomInt(0, 2 ** 31) };
+  // The input shape defaults to the dataset's, so the stored config (and the weights' metadata)
+  // describes the whole model.
+  const config: JobConfig = {
+    ...parsed,
+    model: { ...parsed.model, input_shape: parsed.model.input_shape ?? dataset.inputShape },
+    seed: parsed.seed ?? randomInt(0, 2 ** 31),
+  };
   const job = await jobs.createJob(db, { config, datasetId: dataset.id, validationDatasetId, priority: 0 });
   try {
     await enqueueTraining(queue, job.id);

@@ -1,16 +1,5 @@
 // Small synthetic datasets, generated in the tests from a fixed seed.
-
-/** mulberry32: a tiny seeded generator, good enough for test data. */
-export function testRng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom as testRng } from "./random.js";
 
 function gaussian(rand: () => number): number {
   const u = 1 - rand();

@@ -9,17 +9,8 @@ export const utf8 = (text: string): Uint8Array => new TextEncoder().encode(text)
 /** How the bytes of an upload are cut into pieces. */
 export type Split = "whole" | "bytes" | { every: number } | { random: number };
 
-/** A small seeded generator (mulberry32), so random splits are the same on every run. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from "../../helpers/random.js";
+export { seededRandom };
 
 export function cut(bytes: Uint8Array, split: Split): Uint8Array[] {
   if (split === "whole") return [bytes];

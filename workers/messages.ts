@@ -16,7 +16,7 @@ export interface ThreadStart {
 
 export type ThreadMessage =
   | { type: "epoch"; report: EpochReport; weights: Uint8Array }
-  | { type: "done"; epochs: number; stopReason: string; bestEpoch: number; bestValLoss: number | null }
+  | { type: "done"; epochs: number; stopReason: string; bestEpoch: number; bestValLoss: number | null; restoredEpoch: number | null }
   | { type: "error"; error: SerializedError };
 
 export interface SerializedError {

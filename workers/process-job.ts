@@ -52,9 +52,31 @@ export async function processTrainingJob(deps: ProcessDeps, bullJob: BullJob<Tra
         weights: m.weights,
         isBest: r.isBest,
       });
+      if (r.isBest && r.valLoss !== null) {
+        await jobs.addEvent(db, jobId, { type: "new_best", message: `New best validation loss ${r.valLoss.toPrecision(6)} at epoch ${r.epoch}.`, epoch: r.epoch });
+      }
+      if (r.overfittingSince !== undefined) {
+        await jobs.addEvent(db, jobId, {
+          level: "warn",
+          type: "overfitting_suspected",
+          message: `Overfitting suspected since epoch ${r.overfittingSince}: validation loss has risen while training loss fell.`,
+          epoch: r.epoch,
+          data: { since: r.overfittingSince },
+        });
+      }
       await bullJob.updateProgress({ epoch: r.epoch, epochs: config.epochs });
     });
     const done = await run.done;
+    if (done.stopReason === "early_stopping") {
+      await jobs.addEvent(db, jobId, {
+        type: "early_stopping",
+        message:
+          `Early stopping after epoch ${done.epochs}: ${config.early_stopping?.monitor} did not improve for ${config.early_stopping?.patience} validations` +
+          (done.restoredEpoch ? `; the weights of epoch ${done.restoredEpoch} were restored.` : "."),
+        epoch: done.epochs,
+        data: { restored_epoch: done.restoredEpoch },
+      });
+    }
     await jobs.finishJob(db, jobId, { status: "succeeded", stopReason: done.stopReason });
     await jobs.addEvent(db, jobId, {
       type: "succeeded",

@@ -28,6 +28,7 @@ try {
     stopReason: result.stopReason,
     bestEpoch: result.bestEpoch,
     bestValLoss: result.bestValLoss,
+    restoredEpoch: result.restoredEpoch,
   });
 } catch (err) {
   const e = err instanceof Error ? err : new Error(String(err));

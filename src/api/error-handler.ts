@@ -3,6 +3,7 @@
 import type { FastifyError, FastifyInstance } from "fastify";
 import { hasZodFastifySchemaValidationErrors } from "fastify-type-provider-zod";
 import { AppError, type ErrorCode } from "../errors.js";
+import { issueParam } from "../trainer/index.js";
 
 declare module "fastify" {
   interface FastifyContextConfig {
@@ -20,18 +21,10 @@ interface ValidationEntry {
 
 /** The dotted path of the field a validation issue is about, e.g. `model.layers.0.type`. */
 export function validationParam(entry: ValidationEntry, context?: string): string | null {
-  const parts = entry.instancePath.split("/").filter((p) => p !== "");
-  // Unknown keys: name the key itself, not the object that holds it.
-  const keys = entry.params?.keys;
-  if (entry.keyword === "unrecognized_keys" && Array.isArray(keys) && keys.length > 0) parts.push(String(keys[0]));
-  // A union that matched no branch: follow the branch that came closest (fewest issues).
-  const branches = entry.params?.errors;
-  if (entry.keyword === "invalid_union" && Array.isArray(branches) && branches.length > 0) {
-    const closest = [...branches].sort((a, b) => a.length - b.length)[0] as { path: PropertyKey[] }[];
-    if (closest.length > 0) parts.push(...closest[0].path.map(String));
-  }
-  if (parts.length === 0) return context === "body" ? null : (context ?? null);
-  return parts.join(".");
+  const path = entry.instancePath.split("/").filter((p) => p !== "");
+  const param = issueParam({ ...(entry.params as object), code: entry.keyword ?? "", path });
+  if (param === "") return context === "body" ? null : (context ?? null);
+  return param;
 }
 
 export function registerErrorHandling(app: FastifyInstance): void {

@@ -1,5 +1,6 @@
 // Inference-mode evaluation of a whole set: the mean loss and the metrics the API reports
-// (accuracy for classification; mae and rmse over every output value for regression).
+// (accuracy, and top5_accuracy past 5 classes, for classification; mae and rmse over every output
+// value for regression).
 import type { TrainSet } from "./data.js";
 import type { Loss } from "./losses.js";
 import type { Model } from "./model.js";
@@ -12,12 +13,25 @@ export interface Evaluation {
   metrics: Record<string, number>;
 }
 
+/** What evaluate needs of a model: its inference-mode forward pass and its output width. */
+export type EvaluatedModel = Pick<Model, "forward" | "outputWidth">;
+
+/** top-k accuracy is reported with this k, and only when there are more classes than k (with k
+ *  classes or fewer the label is always among the top k, so the metric would say nothing). */
+export const TOP_K = 5;
+
 /**
  * Runs `set` through the model in batches of `batchSize` rows, copying each batch into the caller's
  * scratch buffers (at least batchSize rows wide) so that nothing is allocated per batch.
+ *
+ * Classification outputs are scores per class, logits or probabilities alike: both metrics only
+ * compare them. `accuracy` counts rows whose label is the argmax; `top5_accuracy` (more than 5
+ * classes only) counts rows whose label is among the 5 largest outputs. Both rank classes by score,
+ * largest first, and break ties toward the lower class index: a label tied with a lower-indexed
+ * class ranks after it.
  */
 export function evaluate(
-  model: Model,
+  model: EvaluatedModel,
   set: TrainSet,
   loss: Loss,
   task: Task,
@@ -26,10 +40,12 @@ export function evaluate(
 ): Evaluation {
   const width = model.outputWidth;
   const { inputWidth, targetWidth } = set;
+  const topK = task === "classification" && width > TOP_K;
   let lossSum = 0;
   let absSum = 0;
   let sqSum = 0;
   let correct = 0;
+  let inTop = 0;
   for (let start = 0; start < set.rows; start += batchSize) {
     const n = Math.min(batchSize, set.rows - start);
     copyRows(set.x, start * inputWidth, n * inputWidth, scratch.x);
@@ -37,7 +53,11 @@ export function evaluate(
     const out = model.forward(scratch.x, n, false);
     lossSum += loss.evaluate(out, scratch.y, n, width, null) * n;
     if (task === "classification") {
-      for (let r = 0; r < n; r++) if (argmax(out, r * width, width) === scratch.y[r]) correct++;
+      for (let r = 0; r < n; r++) {
+        const label = scratch.y[r];
+        if (argmax(out, r * width, width) === label) correct++;
+        if (topK && rankOf(out, r * width, width, label) < TOP_K) inTop++;
+      }
     } else {
       for (let i = 0; i < n * width; i++) {
         const diff = out[i] - scratch.y[i];
@@ -47,10 +67,13 @@ export function evaluate(
     }
   }
   const values = set.rows * width;
-  const metrics: Record<string, number> =
-    task === "classification"
-      ? { accuracy: correct / set.rows }
-      : { mae: absSum / values, rmse: Math.sqrt(sqSum / values) };
+  let metrics: Record<string, number>;
+  if (task === "classification") {
+    metrics = { accuracy: correct / set.rows };
+    if (topK) metrics.top5_accuracy = inTop / set.rows;
+  } else {
+    metrics = { mae: absSum / values, rmse: Math.sqrt(sqSum / values) };
+  }
   return { loss: lossSum / set.rows, metrics };
 }
 
@@ -63,4 +86,22 @@ function argmax(values: ArrayLike<number>, offset: number, width: number): numbe
   let best = 0;
   for (let j = 1; j < width; j++) if (values[offset + j] > values[offset + best]) best = j;
   return best;
+}
+
+/**
+ * The 0-based rank of class `label` among `values[offset..offset+width)` sorted largest first, ties
+ * broken toward the lower index (the order argmax uses): the number of classes that come before it.
+ * Counting instead of sorting needs no buffer. A label outside the classes, or whose score is NaN,
+ * gets rank `width` (never in any top k).
+ */
+function rankOf(values: ArrayLike<number>, offset: number, width: number, label: number): number {
+  if (!Number.isInteger(label) || label < 0 || label >= width) return width;
+  const score = values[offset + label];
+  if (Number.isNaN(score)) return width;
+  let ahead = 0;
+  for (let j = 0; j < width; j++) {
+    const v = values[offset + j];
+    if (v > score || (v === score && j < label)) ahead++;
+  }
+  return ahead;
 }

@@ -1,30 +1,75 @@
 // A model: the layers of a ModelSpec over one flat parameter buffer and one flat gradient buffer
 // (each tensor is a view), so optimizers update every parameter in one loop and a checkpoint is one
-// copy. Activation buffers are allocated for the largest batch seen and reused.
-import type { LayerSpec, ModelSpec } from "./config.js";
+// copy. Non-trainable values (batchnorm's running statistics) live in a third flat array, `buffers`,
+// which optimizers never see. Activation buffers are allocated for the largest batch seen and
+// reused.
+import type { ModelSpec } from "./config.js";
 import { TrainerError } from "./errors.js";
-import type { Floats } from "./kernels.js";
+import { kernels, type Floats } from "./kernels.js";
+import { ActivationLayer } from "./layers/activation.js";
+import { BatchNormLayer } from "./layers/batchnorm.js";
+import { Conv2dLayer } from "./layers/conv2d.js";
 import { DenseLayer } from "./layers/dense.js";
-import type { Layer, NamedTensor, TensorLookup } from "./layers/layer.js";
-import { Rng, RngStream } from "./rng.js";
+import { DropoutLayer } from "./layers/dropout.js";
+import { FlattenLayer } from "./layers/flatten.js";
+import type { Layer, LayerContext, NamedTensor, TensorLookup } from "./layers/layer.js";
+import { Pool2dLayer } from "./layers/pool2d.js";
+import { Rng, RngStream, type RngState } from "./rng.js";
+import type { LayerSpec } from "./schema/layers.js";
+import { inferShapes, product } from "./shapes.js";
 
 export type Dtype = "float32" | "float64";
 
+/** An output function a loss applies itself (cross_entropy: softmax; binary_cross_entropy: sigmoid). */
+export type FoldedActivation = "softmax" | "sigmoid";
+
 export interface BuildOptions {
-  /** Seeds the initial weights (the job seed; the init stream is derived from it). */
+  /** Seeds the initial weights and the dropout masks (each from its own stream of this seed). */
   seed: number;
   /** float32 (default) for training; float64 lets gradient checks run the same code exactly. */
   dtype?: Dtype;
+  /**
+   * The loss applies this function to the outputs itself, and the model's last activation is that
+   * function: the model then builds it as linear, so `forward` returns logits (what the loss wants,
+   * and more stable), while `predict` still applies it and returns probabilities. Default: none.
+   */
+  foldOutput?: FoldedActivation;
+}
+
+export interface ModelShapes {
+  /** One sample's input shape: model.input_shape, or [inputWidth] without one. */
+  input: number[];
+  /** One sample's output shape after each layer. */
+  layers: number[][];
 }
 
 /** The rows predict runs at once when no larger batch buffers exist yet. */
 const PREDICT_BATCH = 256;
 
-function createLayer(spec: LayerSpec, index: number, inWidth: number): Layer {
+function createLayer(spec: LayerSpec, context: LayerContext): Layer {
   switch (spec.type) {
     case "dense":
-      return new DenseLayer(index, spec, inWidth, index > 0);
+      return new DenseLayer(spec, context);
+    case "conv2d":
+      return new Conv2dLayer(spec, context);
+    case "maxpool2d":
+    case "avgpool2d":
+      return new Pool2dLayer(spec, context);
+    case "flatten":
+      return new FlattenLayer(context);
+    case "dropout":
+      return new DropoutLayer(spec, context);
+    case "batchnorm":
+      return new BatchNormLayer(spec, context);
+    case "activation":
+      return new ActivationLayer(spec, context);
   }
+}
+
+/** The index of the last layer with an activation, which foldOutput refers to; -1 if none. */
+function lastActivationLayer(layers: readonly LayerSpec[]): number {
+  for (let i = layers.length - 1; i >= 0; i--) if ("activation" in layers[i]) return i;
+  return -1;
 }
 
 export class Model {
@@ -32,43 +77,80 @@ export class Model {
   readonly inputWidth: number;
   readonly outputWidth: number;
   readonly dtype: Dtype;
+  readonly shapes: ModelShapes;
   /** Every parameter, layer after layer (each layer's tensors are views into it). */
   readonly params: Floats;
   /** dLoss/dParams of the last backward, same layout as params. */
   readonly grads: Floats;
+  /** Non-trainable values (batchnorm running statistics), layer after layer. */
+  readonly buffers: Floats;
+  /** The activation folded into the loss (forward returns logits; predict applies it), or null. */
+  readonly outputActivation: FoldedActivation | null;
+  /** Dropout masks: its own stream of the seed, so dropout changes neither init nor shuffling. */
+  private readonly rng: Rng;
   private capacity = 0;
 
-  constructor(readonly spec: ModelSpec, inputWidth: number, options: BuildOptions) {
+  constructor(readonly spec: ModelSpec, inputWidth: number, private readonly options: BuildOptions) {
     if (!Number.isInteger(inputWidth) || inputWidth < 1) {
       throw new TrainerError("dataset_mismatch", `The input width must be a positive integer, got ${inputWidth}.`);
     }
-    const shape = spec.input_shape;
-    if (shape && shape.reduce((a, b) => a * b, 1) !== inputWidth) {
+    const inputShape = spec.input_shape ? [...spec.input_shape] : [inputWidth];
+    if (product(inputShape) !== inputWidth) {
       throw new TrainerError(
         "dataset_mismatch",
-        `model.input_shape [${shape.join(", ")}] does not hold the dataset's ${inputWidth} input values.`,
+        `model.input_shape [${inputShape.join(", ")}] does not hold the dataset's ${inputWidth} input values.`,
       );
     }
+    const inferred = inferShapes(spec, inputShape);
+    if ("param" in inferred) throw new TrainerError("invalid_config", `${inferred.param}: ${inferred.message}`);
+    this.shapes = { input: inputShape, layers: inferred.shapes };
     this.inputWidth = inputWidth;
     this.dtype = options.dtype ?? "float32";
+    this.rng = new Rng(options.seed, RngStream.dropout);
 
-    let width = inputWidth;
-    this.layers = spec.layers.map((layerSpec, i) => {
-      const layer = createLayer(layerSpec, i, width);
-      width = layer.outWidth;
+    const layerSpecs = [...spec.layers];
+    this.outputActivation = options.foldOutput ?? null;
+    if (options.foldOutput) {
+      const last = lastActivationLayer(layerSpecs);
+      const folded = last >= 0 ? layerSpecs[last] : null;
+      if (!folded || !("activation" in folded) || folded.activation !== options.foldOutput) {
+        throw new TrainerError(
+          "invalid_config",
+          `Cannot fold ${options.foldOutput} into the loss: the model's last activation is not ${options.foldOutput}.`,
+        );
+      }
+      // Both foldable functions use Glorot initialisation, like linear, so the weights stay the same.
+      layerSpecs[last] = { ...folded, activation: "linear" };
+    }
+
+    let below = false; // whether some layer below has parameters, i.e. needs dLoss/dInput
+    this.layers = layerSpecs.map((layerSpec, index) => {
+      const layer = createLayer(layerSpec, {
+        index,
+        inShape: index === 0 ? inputShape : inferred.shapes[index - 1],
+        outShape: inferred.shapes[index],
+        needsInputGrad: below,
+        rng: this.rng,
+      });
+      below ||= layer.paramCount > 0;
       return layer;
     });
-    this.outputWidth = width;
+    this.outputWidth = this.layers[this.layers.length - 1].outWidth;
 
-    const total = this.layers.reduce((n, layer) => n + layer.paramCount, 0);
-    this.params = this.newArray(total);
-    this.grads = this.newArray(total);
-    let offset = 0;
-    const rng = new Rng(options.seed, RngStream.init);
+    const paramCount = this.layers.reduce((n, layer) => n + layer.paramCount, 0);
+    const bufferCount = this.layers.reduce((n, layer) => n + layer.bufferCount, 0);
+    this.params = this.newArray(paramCount);
+    this.grads = this.newArray(paramCount);
+    this.buffers = this.newArray(bufferCount);
+    const storage = { params: this.params, grads: this.grads, buffers: this.buffers };
+    const initRng = new Rng(options.seed, RngStream.init);
+    let paramOffset = 0;
+    let bufferOffset = 0;
     for (const layer of this.layers) {
-      layer.bind(this.params, this.grads, offset);
-      layer.init(rng);
-      offset += layer.paramCount;
+      layer.bind(storage, paramOffset, bufferOffset);
+      layer.init(initRng);
+      paramOffset += layer.paramCount;
+      bufferOffset += layer.bufferCount;
     }
   }
 
@@ -83,7 +165,8 @@ export class Model {
     for (const layer of this.layers) layer.allocate(rows, (n) => this.newArray(n));
   }
 
-  /** The outputs of `rows` rows (row-major, outputWidth each). The buffer is reused by the next call. */
+  /** The outputs of `rows` rows (row-major, outputWidth each); logits when an activation is folded.
+   *  The buffer is reused by the next call. `training` turns on dropout and batch statistics. */
   forward(input: Floats, rows: number, training: boolean): Floats {
     this.reserve(rows);
     let x = input;
@@ -91,28 +174,41 @@ export class Model {
     return x;
   }
 
-  /** Backpropagates dLoss/dOutput of the last forward (overwriting it) and fills `grads`. */
+  /** Backpropagates dLoss/dOutput of the last (training) forward, overwriting it, and fills `grads`. */
   backward(gradOutput: Floats, rows: number): void {
     let g: Floats | null = gradOutput;
     for (let i = this.layers.length - 1; i >= 0 && g; i--) g = this.layers[i].backward(g, rows);
   }
 
-  /** Inference-mode outputs for `rows` rows, computed in batches; a new array. */
+  /** Inference-mode outputs for `rows` rows, computed in batches; a new array. With a folded
+   *  activation these are probabilities (softmax or sigmoid applied), not logits. */
   predict(x: Float32Array, rows: number): Float32Array {
     if (x.length !== rows * this.inputWidth) {
       throw new TrainerError("dataset_mismatch", `predict: expected ${rows} x ${this.inputWidth} input values, got ${x.length}.`);
     }
-    const out = new Float32Array(rows * this.outputWidth);
+    const width = this.outputWidth;
+    const out = new Float32Array(rows * width);
     const batch = Math.max(1, Math.min(rows, Math.max(this.capacity, PREDICT_BATCH)));
     for (let start = 0; start < rows; start += batch) {
       const n = Math.min(batch, rows - start);
       const y = this.forward(x.subarray(start * this.inputWidth, (start + n) * this.inputWidth), n, false);
-      for (let i = 0; i < n * this.outputWidth; i++) out[start * this.outputWidth + i] = y[i];
+      for (let i = 0; i < n * width; i++) out[start * width + i] = y[i];
     }
+    if (this.outputActivation === "softmax") kernels.softmax(out, rows, width);
+    else if (this.outputActivation === "sigmoid") kernels.sigmoid(out, rows * width);
     return out;
   }
 
-  /** The parameters as float32 tensors in PyTorch layouts, named `<layer index>.<param>`. */
+  /** The dropout stream's state, for checkpoints: restoring it makes the next masks the same. */
+  getRngState(): RngState {
+    return this.rng.getState();
+  }
+
+  setRngState(state: RngState): void {
+    this.rng.setState(state);
+  }
+
+  /** Parameters and buffers as float32 tensors in PyTorch layouts, named `<layer index>.<name>`. */
   exportTensors(): NamedTensor[] {
     return this.layers.flatMap((layer) => layer.exportTensors());
   }
@@ -136,11 +232,12 @@ export class Model {
       return tensor.data;
     };
     // Check everything before writing anything, so a bad file leaves the model untouched.
-    const staged = new Model(this.spec, this.inputWidth, { seed: 0, dtype: this.dtype });
+    const staged = new Model(this.spec, this.inputWidth, { ...this.options, dtype: this.dtype });
     for (const layer of staged.layers) layer.importTensors(lookup);
     const extra = [...byName.keys()].filter((name) => !used.has(name));
     if (extra.length > 0) throw new TrainerError("invalid_config", `The weights have unexpected tensor(s): ${extra.join(", ")}.`);
     this.params.set(staged.params);
+    this.buffers.set(staged.buffers);
   }
 }
 

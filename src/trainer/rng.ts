@@ -7,8 +7,8 @@
 export type RngState = [number, number, number, number];
 
 /** Independent streams derived from one job seed, so that e.g. turning shuffling off does not
- *  change the initial weights. */
-export const RngStream = { init: 0, shuffle: 1, split: 2 } as const;
+ *  change the initial weights. `dropout` draws the dropout masks of every dropout layer of a model. */
+export const RngStream = { init: 0, shuffle: 1, split: 2, dropout: 3 } as const;
 
 /** splitmix32: spreads a (possibly tiny) integer seed over well-mixed 32-bit words. */
 function splitmix32(state: { s: number }): number {

@@ -7,7 +7,7 @@
 //   the data  each tensor's little-endian float32 values, packed in header order; offsets are
 //             relative to the start of this section
 // We only write F32, so we only read F32.
-import type { JobConfig } from "./config.js";
+import { lossSpec, type JobConfig } from "./config.js";
 
 export interface SafetensorsTensor {
   dtype: "F32";
@@ -128,7 +128,8 @@ export function decodeSafetensors(bytes: Uint8Array): DecodedSafetensors {
  * The `__metadata__` of a model's weights file, enough to rebuild the model without the job:
  * - format: "pt", which tells Hugging Face tooling the tensors follow PyTorch conventions
  * - model:  the model spec as JSON (layer i's tensors are named "<i>.weight", "<i>.bias")
- * - loss:   the loss name (so a reader knows whether outputs are logits)
+ * - loss:   the loss name (cross_entropy and binary_cross_entropy models output logits: apply
+ *           softmax or sigmoid to get probabilities)
  * - layout: a reminder of the tensor layouts
  * plus `extra` (e.g. job_id, epoch); the keys above cannot be overridden.
  */
@@ -137,8 +138,8 @@ export function modelMetadata(config: JobConfig, extra: Record<string, string> =
     ...extra,
     format: "pt",
     model: JSON.stringify(config.model),
-    loss: config.loss,
-    layout: "PyTorch: dense weight [out_features, in_features]",
+    loss: lossSpec(config.loss).type,
+    layout: "PyTorch: dense weight [out_features, in_features], conv2d weight [out_channels, in_channels, kh, kw]",
   };
 }
 

@@ -1,17 +1,32 @@
 // The training loop: synchronous, pure, reporting through callbacks. It runs on a worker thread;
-// the worker turns each EpochReport into a metrics row, an event and maybe a checkpoint.
-import type { JobConfig } from "./config.js";
+// the worker turns each EpochReport into a metrics row, events and checkpoints.
+//
+// One epoch: a seeded permutation of the training rows, mini-batches (augmented when the config
+// says so), forward, loss (the batch mean), backward, one optimizer step at the schedule's learning
+// rate. Then, every `validate_every` epochs and after the last, validation in inference mode, which
+// feeds the best-epoch tracking, reduce_on_plateau, early stopping and the overfitting watch.
+import { createAugmenter } from "./augment.js";
+import type { EarlyStoppingSpec, JobConfig } from "./config.js";
 import { assertTrainSet, gatherRows, type TrainSet } from "./data.js";
 import { TrainerError } from "./errors.js";
 import { evaluate, type Task } from "./evaluate.js";
-import { losses, type Loss } from "./losses.js";
+import { createLoss, type Loss } from "./losses.js";
 import { buildModel, type Model } from "./model.js";
-import { createOptimizer } from "./optimizers/optimizer.js";
-import { Rng, RngStream, shuffleInPlace } from "./rng.js";
+import type { NamedTensor } from "./layers/layer.js";
+import type { Floats } from "./kernels.js";
+import { createOptimizer, type OptimizerState } from "./optimizers/optimizer.js";
+import { Rng, RngStream, shuffleInPlace, type RngState } from "./rng.js";
+import { createSchedule, resolveMode, type ScheduleState } from "./schedules.js";
+import type { Monitor } from "./schema/schedule.js";
+
+/** The augmentation stream of a job seed (next to init, shuffle, split and dropout). */
+const AUGMENT_STREAM = 4;
+/** Validations in a row with validation loss rising and training loss falling before we say so. */
+export const OVERFIT_WINDOW = 3;
 
 export interface TrainData {
   train: TrainSet;
-  /** null: no held-out data; metrics are then computed on the training set. */
+  /** null: no held-out data; validation metrics are then measured on the training set. */
   val: TrainSet | null;
   task: Task;
 }
@@ -21,23 +36,44 @@ export interface EpochReport {
   epoch: number;
   /** Sample-weighted mean of the epoch's batch losses (measured while the weights moved). */
   trainLoss: number;
-  /** Mean loss over the validation set in inference mode; null without a validation set. */
+  /** Mean loss over the validation set in inference mode; null when this epoch did not validate
+   *  (validate_every) or there is no validation set. */
   valLoss: number | null;
+  /** The learning rate of the epoch's last step (what the optimizer actually used). */
   lr: number;
-  /** classification: { accuracy }; regression: { mae, rmse }. On the validation set, or on the
-   *  training set (inference mode) when there is none. */
+  /** classification: { accuracy, top5_accuracy when > 5 classes }; regression: { mae, rmse }. On
+   *  the validation set (or the training set when there is none); {} when not validated. */
   metrics: Record<string, number>;
   /** The whole epoch, training and evaluation. */
   durationMs: number;
   /** Training rows per second of the training part of the epoch. */
   samplesPerSec: number;
-  /** The monitored loss (val, else train) is strictly lower than in every earlier epoch. */
+  /** This epoch validated and its validation loss (training loss without a validation set) is
+   *  strictly lower than every earlier one. */
   isBest: boolean;
+  /** Set once, on the epoch where validation loss had risen for OVERFIT_WINDOW validations while
+   *  training loss fell: the epoch of the lowest validation loss before the rise. */
+  overfittingSince?: number;
+}
+
+/** Everything needed to continue a run exactly where it stopped (at an epoch boundary). */
+export interface TrainerSnapshot {
+  /** Epochs completed. */
+  epoch: number;
+  /** Optimizer steps taken. */
+  step: number;
+  /** Parameters and non-trainable buffers (batchnorm statistics), as exported. */
+  tensors: NamedTensor[];
+  optimizer: OptimizerState;
+  schedule: ScheduleState;
+  rng: { shuffle: RngState; augment: RngState; model: RngState };
+  tracking: TrackingState;
 }
 
 export interface TrainHooks {
-  /** Called after every epoch; `model` holds that epoch's weights (export them now to keep them). */
-  onEpoch(report: EpochReport, model: Model): void;
+  /** Called after every epoch; `model` holds that epoch's weights (export them now to keep them).
+   *  `snapshot()` captures the full training state for a checkpoint. */
+  onEpoch(report: EpochReport, model: Model, snapshot: () => TrainerSnapshot): void;
   /** Polled between batches; returning true ends training with stopReason "cancelled". */
   shouldStop?(): boolean;
 }
@@ -45,28 +81,45 @@ export interface TrainHooks {
 export interface TrainResult {
   /** Epochs completed. */
   epochs: number;
-  stopReason: "max_epochs" | "cancelled";
-  /** The epoch whose report had isBest last; 0 if no epoch completed. */
+  stopReason: "max_epochs" | "early_stopping" | "cancelled";
+  /** The epoch whose report had isBest last; 0 if none. */
   bestEpoch: number;
   bestValLoss: number | null;
-  /** The model as training left it (the last weights, not the best). */
+  /** With early stopping and restore_best_weights: the epoch whose weights the model now holds. */
+  restoredEpoch: number | null;
+  /** The model as training left it: the last weights, or the restored best ones. */
   model: Model;
 }
 
-export function train(config: JobConfig, data: TrainData, hooks: TrainHooks): TrainResult {
+interface TrackingState {
+  best: number;
+  bestEpoch: number;
+  bestValLoss: number | null;
+  early: { best: number; bestEpoch: number; wait: number; weights: { params: Floats; buffers: Floats } | null } | null;
+  /** The last OVERFIT_WINDOW + 1 validations: [epoch, trainLoss, valLoss]. */
+  history: [number, number, number][];
+  overfitReported: boolean;
+}
+
+export function train(config: JobConfig, data: TrainData, hooks: TrainHooks, resume?: TrainerSnapshot): TrainResult {
   const seed = config.seed ?? 0;
   const { train: trainSet, val, task } = data;
-  const loss = losses[config.loss];
-  const model = buildModel(config.model, trainSet.inputWidth, { seed });
+  const loss = createLoss(config.loss);
+  const model = buildModel(config.model, trainSet.inputWidth, { seed, foldOutput: foldFor(config, loss) });
   checkData(data, loss, model);
   const optimizer = createOptimizer(config.optimizer, model);
-  // Its own stream, so that turning shuffling on or off leaves the initial weights alone.
-  const shuffleRng = new Rng(seed, RngStream.shuffle);
-
-  // Every buffer is allocated here, once; the steps below allocate nothing.
   const rows = trainSet.rows;
   // No set needs buffers bigger than itself (a batch_size of 65536 on 100 rows allocates 100).
   const batchSize = Math.min(config.batch_size, Math.max(rows, val?.rows ?? 0));
+  const stepsPerEpoch = Math.ceil(rows / batchSize);
+  const schedule = createSchedule(config.lr_schedule, { baseLr: config.optimizer.lr, epochs: config.epochs, stepsPerEpoch });
+  // Separate streams, so that turning shuffling or augmentation on or off changes nothing else.
+  const shuffleRng = new Rng(seed, RngStream.shuffle);
+  const augmentRng = new Rng(seed, AUGMENT_STREAM);
+  const augmenter = createAugmenter(config.augmentation, model.shapes.input, augmentRng);
+  const early = config.early_stopping ? earlyStopping(config.early_stopping) : null;
+
+  // Every buffer is allocated here, once; the steps below allocate nothing.
   model.reserve(batchSize);
   const scratch = {
     x: new Float32Array(batchSize * trainSet.inputWidth),
@@ -75,88 +128,213 @@ export function train(config: JobConfig, data: TrainData, hooks: TrainHooks): Tr
   const lossGrad = new Float32Array(batchSize * model.outputWidth);
   const order = new Uint32Array(rows);
 
-  let best = Infinity;
-  let bestEpoch = 0;
-  let bestValLoss: number | null = null;
-  const result = (epochs: number, stopReason: TrainResult["stopReason"]): TrainResult => ({
+  let tracking: TrackingState = {
+    best: Infinity,
+    bestEpoch: 0,
+    bestValLoss: null,
+    early: early ? { best: early.worst, bestEpoch: 0, wait: 0, weights: null } : null,
+    history: [],
+    overfitReported: false,
+  };
+  let firstEpoch = 1;
+  let step = 0;
+  if (resume) {
+    model.importTensors(resume.tensors);
+    optimizer.importState(resume.optimizer);
+    schedule.importState(resume.schedule);
+    shuffleRng.setState(resume.rng.shuffle);
+    augmentRng.setState(resume.rng.augment);
+    model.setRngState(resume.rng.model);
+    tracking = structuredClone(resume.tracking);
+    firstEpoch = resume.epoch + 1;
+    step = resume.step;
+  }
+  const snapshotAt = (epoch: number) => (): TrainerSnapshot => ({
+    epoch,
+    step,
+    tensors: model.exportTensors(),
+    optimizer: optimizer.exportState(),
+    schedule: schedule.exportState(),
+    rng: { shuffle: shuffleRng.getState(), augment: augmentRng.getState(), model: model.getRngState() },
+    tracking: structuredClone(tracking),
+  });
+  const result = (epochs: number, stopReason: TrainResult["stopReason"], restoredEpoch: number | null = null): TrainResult => ({
     epochs,
     stopReason,
-    bestEpoch,
-    bestValLoss,
+    bestEpoch: tracking.bestEpoch,
+    bestValLoss: tracking.bestValLoss,
+    restoredEpoch,
     model,
   });
 
-  for (let epoch = 1; epoch <= config.epochs; epoch++) {
+  for (let epoch = firstEpoch; epoch <= config.epochs; epoch++) {
     const started = performance.now();
-    // Constant for now; learning-rate schedules will compute it per step here.
-    const lr = config.optimizer.lr;
-
     // A fresh permutation of 0..rows-1 each epoch (as PyTorch's RandomSampler), so that an epoch's
-    // order depends only on the RNG state at its start, which a checkpoint can store.
+    // order depends only on the RNG state at its start, which a snapshot stores.
     for (let i = 0; i < rows; i++) order[i] = i;
     if (config.shuffle) shuffleInPlace(order, shuffleRng);
 
     let lossSum = 0;
+    let lr = 0;
     for (let start = 0, batch = 1; start < rows; start += batchSize, batch++) {
       if (hooks.shouldStop?.()) return result(epoch - 1, "cancelled");
       const n = Math.min(batchSize, rows - start);
       gatherRows(trainSet.x, trainSet.inputWidth, order, start, n, scratch.x);
       gatherRows(trainSet.y, trainSet.targetWidth, order, start, n, scratch.y);
+      augmenter?.apply(scratch.x, n);
       const output = model.forward(scratch.x, n, true);
       const batchLoss = loss.evaluate(output, scratch.y, n, model.outputWidth, lossGrad);
+      lr = schedule.lr(step, epoch - 1);
       if (!Number.isFinite(batchLoss)) {
         throw new TrainerError(
           "diverged",
           `Training diverged at epoch ${epoch}, batch ${batch}: the loss became ${batchLoss}. ` +
-            `The learning rate (${lr}) may be too high.`,
+            `The learning rate (${lr}) is probably too high: try a smaller lr, gradient clipping (clip_norm) or a warm-up.`,
         );
       }
       model.backward(lossGrad, n);
       optimizer.step(lr);
+      step++;
       lossSum += batchLoss * n;
     }
     const trainMs = performance.now() - started;
     const trainLoss = lossSum / rows;
 
-    const evaluation = evaluate(model, val ?? trainSet, loss, task, batchSize, scratch);
-    const valLoss = val ? evaluation.loss : null;
-    if (valLoss !== null && !Number.isFinite(valLoss)) {
-      throw new TrainerError(
-        "diverged",
-        `Training diverged at epoch ${epoch}: the validation loss became ${valLoss}. The learning rate (${lr}) may be too high.`,
-      );
+    const validates = epoch % config.validate_every === 0 || epoch === config.epochs;
+    let valLoss: number | null = null;
+    let metrics: Record<string, number> = {};
+    let isBest = false;
+    let overfittingSince: number | undefined;
+    let stopEarly = false;
+    if (validates) {
+      const evaluation = evaluate(model, val ?? trainSet, loss, task, batchSize, scratch);
+      metrics = evaluation.metrics;
+      valLoss = val ? evaluation.loss : null;
+      if (valLoss !== null && !Number.isFinite(valLoss)) {
+        throw new TrainerError(
+          "diverged",
+          `Training diverged at epoch ${epoch}: the validation loss became ${valLoss}. The learning rate (${lr}) is probably too high.`,
+        );
+      }
+      const monitored = monitorValues(trainLoss, val ? evaluation.loss : null, metrics);
+      schedule.observe(epoch - 1, monitored);
+
+      const tracked = valLoss ?? trainLoss;
+      if (tracked < tracking.best) {
+        tracking.best = tracked;
+        tracking.bestEpoch = epoch;
+        tracking.bestValLoss = valLoss;
+        isBest = true;
+      }
+      overfittingSince = watchOverfitting(tracking, epoch, trainLoss, valLoss);
+      if (early && tracking.early) stopEarly = early.update(tracking.early, epoch, monitored, model);
     }
-    const monitored = valLoss ?? trainLoss;
-    const isBest = monitored < best;
-    if (isBest) {
-      best = monitored;
-      bestEpoch = epoch;
-      bestValLoss = valLoss;
-    }
+
     hooks.onEpoch(
       {
         epoch,
         trainLoss,
         valLoss,
         lr,
-        metrics: evaluation.metrics,
+        metrics,
         durationMs: performance.now() - started,
         // Guard against a zero timer reading on tiny sets (JSON has no Infinity).
         samplesPerSec: rows / (Math.max(trainMs, 1e-3) / 1000),
         isBest,
+        ...(overfittingSince !== undefined ? { overfittingSince } : {}),
       },
       model,
+      snapshotAt(epoch),
     );
+    if (stopEarly) {
+      const restored = early!.restore(tracking.early!, model);
+      return result(epoch, "early_stopping", restored);
+    }
   }
   return result(config.epochs, "max_epochs");
 }
 
+/** The values `monitor` fields may name, from one validation. */
+function monitorValues(trainLoss: number, valLoss: number | null, metrics: Record<string, number>): Partial<Record<Monitor, number>> {
+  const values: Partial<Record<Monitor, number>> = { train_loss: trainLoss, val_loss: valLoss ?? trainLoss };
+  for (const [name, value] of Object.entries(metrics)) values[`val_${name}` as Monitor] = value;
+  return values;
+}
+
+/**
+ * Overfitting: over the last OVERFIT_WINDOW validations, validation loss rose every time while
+ * training loss fell every time. Reported once per run, naming the epoch before the rise began.
+ */
+function watchOverfitting(t: TrackingState, epoch: number, trainLoss: number, valLoss: number | null): number | undefined {
+  if (valLoss === null || t.overfitReported) return undefined;
+  t.history.push([epoch, trainLoss, valLoss]);
+  if (t.history.length > OVERFIT_WINDOW + 1) t.history.shift();
+  if (t.history.length < OVERFIT_WINDOW + 1) return undefined;
+  for (let i = 1; i < t.history.length; i++) {
+    const [, prevTrain, prevVal] = t.history[i - 1];
+    const [, train, value] = t.history[i];
+    if (!(value > prevVal && train < prevTrain)) return undefined;
+  }
+  t.overfitReported = true;
+  return t.history[0][0];
+}
+
+/** Early stopping as Keras's callback: stop after `patience` validations without an improvement
+ *  larger than `min_delta`; optionally go back to the best weights. */
+function earlyStopping(spec: EarlyStoppingSpec) {
+  const mode = resolveMode(spec.monitor, spec.mode);
+  const better = (value: number, best: number) => (mode === "min" ? value < best - spec.min_delta : value > best + spec.min_delta);
+  return {
+    worst: mode === "min" ? Infinity : -Infinity,
+    /** Returns true when training should stop after this validation. */
+    update(state: NonNullable<TrackingState["early"]>, epoch: number, values: Partial<Record<Monitor, number>>, model: Model): boolean {
+      const value = values[spec.monitor];
+      if (value === undefined) return false;
+      if (better(value, state.best)) {
+        state.best = value;
+        state.bestEpoch = epoch;
+        state.wait = 0;
+        if (spec.restore_best_weights) state.weights = exportWeights(model);
+        return false;
+      }
+      state.wait++;
+      return state.wait >= spec.patience;
+    },
+    /** Puts the best weights back if asked; returns the epoch they came from, or null. */
+    restore(state: NonNullable<TrackingState["early"]>, model: Model): number | null {
+      if (!spec.restore_best_weights || state.weights === null) return null;
+      importWeights(model, state.weights);
+      return state.bestEpoch;
+    },
+  };
+}
+
+/** Copies of the parameters and non-trainable buffers (batchnorm statistics). */
+function exportWeights(model: Model): { params: Floats; buffers: Floats } {
+  return { params: model.params.slice(), buffers: model.buffers.slice() };
+}
+
+function importWeights(model: Model, weights: { params: Floats; buffers: Floats }): void {
+  model.params.set(weights.params);
+  model.buffers.set(weights.buffers);
+}
+
+/** The loss folds the model's last softmax or sigmoid into itself when the model ends with it. */
+function foldFor(config: JobConfig, loss: Loss): "softmax" | "sigmoid" | undefined {
+  if (!loss.foldsOutput) return undefined;
+  for (let i = config.model.layers.length - 1; i >= 0; i--) {
+    const layer = config.model.layers[i];
+    if ("activation" in layer) return layer.activation === loss.foldsOutput ? loss.foldsOutput : undefined;
+  }
+  return undefined;
+}
+
 /** The data must fit the model and the loss; caught here so a bad pairing fails fast and clearly. */
 function checkData(data: TrainData, loss: Loss, model: Model): void {
-  const classification = data.task === "classification";
-  if (classification !== (loss.name === "cross_entropy")) {
+  if (data.task !== loss.task) {
     throw new TrainerError("dataset_mismatch", `The loss ${loss.name} does not suit a ${data.task} dataset.`);
   }
+  const classification = data.task === "classification";
   const targetWidth = loss.targetWidth(model.outputWidth);
   const sets: [string, TrainSet | null][] = [["training", data.train], ["validation", data.val]];
   for (const [what, set] of sets) {
@@ -169,15 +347,19 @@ function checkData(data: TrainData, loss: Loss, model: Model): void {
           `the model needs ${model.inputWidth} and ${targetWidth}.`,
       );
     }
-    if (classification) {
-      for (let r = 0; r < set.rows; r++) {
-        const label = set.y[r];
-        if (!Number.isInteger(label) || label < 0 || label >= model.outputWidth) {
-          throw new TrainerError(
-            "dataset_mismatch",
-            `Row ${r} of the ${what} set has label ${label}; the model has ${model.outputWidth} classes (0 to ${model.outputWidth - 1}).`,
-          );
-        }
+    for (let i = 0; i < set.y.length; i++) {
+      const t = set.y[i];
+      const ok = classification
+        ? Number.isInteger(t) && t >= 0 && t < model.outputWidth
+        : loss.name !== "binary_cross_entropy" || (t >= 0 && t <= 1);
+      if (!ok) {
+        const row = Math.floor(i / set.targetWidth);
+        throw new TrainerError(
+          "dataset_mismatch",
+          classification
+            ? `Row ${row} of the ${what} set has label ${t}; the model has ${model.outputWidth} classes (0 to ${model.outputWidth - 1}).`
+            : `Row ${row} of the ${what} set has target ${t}; binary_cross_entropy needs targets between 0 and 1.`,
+        );
       }
     }
   }

@@ -1,20 +1,44 @@
 // Optimizers update a model's flat parameter buffer from its flat gradient buffer. Each is an object
 // with `step(lr)` (the learning rate comes from the schedule, so it can change every step) and
-// JSON-serialisable state for checkpoints. Ordered simplest first, as in tinygrad's optim.py: sgd
-// now; adam, adamw and rmsprop slot in beside it.
-import type { OptimizerSpec } from "../config.js";
+// state that can be exported for a checkpoint and imported to resume. Ordered simplest first, as in
+// tinygrad's optim.py: sgd, then rmsprop, then adam and adamw (one class, adam.ts).
 import type { Floats } from "../kernels.js";
-import { Sgd, type SgdState } from "./sgd.js";
+import type { OptimizerSpec } from "../schema/optimizer.js";
+import { Adam } from "./adam.js";
+import { RmsProp } from "./rmsprop.js";
+import { Sgd } from "./sgd.js";
 
-/** Every optimizer's exported state; a union discriminated on `type` as optimizers are added. */
-export type OptimizerState = SgdState;
+export type OptimizerType = OptimizerSpec["type"];
+
+/**
+ * An optimizer's state, the same shape for every optimizer so a checkpoint can store it without
+ * knowing which one it is: the number of steps taken and named buffers, one value per parameter,
+ * in the parameters' precision (float32 in training, float64 under gradient checks), so a restored
+ * run continues bit for bit. The buffers carry PyTorch's names:
+ * - sgd: velocity
+ * - rmsprop: square_avg, plus momentum_buffer (momentum > 0) and grad_avg (centered)
+ * - adam, adamw: exp_avg, exp_avg_sq
+ */
+export interface OptimizerState {
+  type: OptimizerType;
+  /** Steps taken (Adam's bias correction depends on it). */
+  step: number;
+  tensors: Record<string, Float32Array | Float64Array>;
+}
 
 export interface Optimizer {
-  readonly type: OptimizerSpec["type"];
-  /** Applies one update using the current gradients. */
+  readonly type: OptimizerType;
+  /**
+   * The global L2 norm of the gradient measured by the last `step`, before any clipping (NaN before
+   * the first step). For diagnostics: a norm that keeps hitting clip_norm, or explodes, says so.
+   */
+  readonly lastGradNorm: number;
+  /** Applies one update using the current gradients (clipping them in place first if clip_norm is set). */
   step(lr: number): void;
+  /** A copy of the state. */
   exportState(): OptimizerState;
-  /** Restores exported state; throws if it belongs to another optimizer or parameter count. */
+  /** Restores exported state (copying it); throws, changing nothing, if it belongs to another
+   *  optimizer type or configuration, or to another parameter count. */
   importState(state: OptimizerState): void;
 }
 
@@ -28,5 +52,10 @@ export function createOptimizer(spec: OptimizerSpec, target: ParamBuffers): Opti
   switch (spec.type) {
     case "sgd":
       return new Sgd(spec, target.params, target.grads);
+    case "rmsprop":
+      return new RmsProp(spec, target.params, target.grads);
+    case "adam":
+    case "adamw":
+      return new Adam(spec, target.params, target.grads);
   }
 }

@@ -5,54 +5,35 @@
 //   w -= lr * step
 // Note the learning rate multiplies the velocity rather than being folded into it, so changing lr
 // mid-training (schedules) does not rescale past momentum.
-import type { OptimizerSpec } from "../config.js";
 import type { Floats } from "../kernels.js";
-
-export interface SgdState {
-  type: "sgd";
-  /** The momentum buffer, one value per parameter. */
-  velocity: number[];
-}
+import type { OptimizerSpec } from "../schema/optimizer.js";
+import { ParamOptimizer, zerosLike } from "./base.js";
 
 type SgdSpec = Extract<OptimizerSpec, { type: "sgd" }>;
 
-export class Sgd {
+export class Sgd extends ParamOptimizer {
   readonly type = "sgd";
-  private readonly velocity: Floats;
+  protected readonly state: { velocity: Floats };
 
   constructor(
     private readonly spec: SgdSpec,
-    private readonly params: Floats,
-    private readonly grads: Floats,
+    params: Floats,
+    grads: Floats,
   ) {
-    if (params.length !== grads.length) throw new Error("Sgd: params and grads differ in length");
-    // Same precision as the parameters (float64 when gradient-checking).
-    this.velocity = params instanceof Float64Array ? new Float64Array(params.length) : new Float32Array(params.length);
+    super(params, grads, spec.clip_norm);
+    this.state = { velocity: zerosLike(params) };
   }
 
-  step(lr: number): void {
+  protected update(lr: number): void {
     const { momentum, nesterov, weight_decay: decay } = this.spec;
     const w = this.params;
     const grad = this.grads;
-    const v = this.velocity;
+    const v = this.state.velocity;
     for (let i = 0; i < w.length; i++) {
       const g = grad[i] + decay * w[i];
       v[i] = momentum * v[i] + g;
       const vi = v[i]; // read back: the stored (possibly float32-rounded) value is the state
       w[i] -= lr * (nesterov ? g + momentum * vi : vi);
     }
-  }
-
-  exportState(): SgdState {
-    // float32 values are exact as JS numbers, so this round-trips bit for bit.
-    return { type: "sgd", velocity: Array.from(this.velocity) };
-  }
-
-  importState(state: SgdState): void {
-    if (state.type !== "sgd") throw new Error(`Sgd.importState: state is for "${String(state.type)}"`);
-    if (state.velocity.length !== this.velocity.length) {
-      throw new Error(`Sgd.importState: ${state.velocity.length} values for ${this.velocity.length} parameters`);
-    }
-    this.velocity.set(state.velocity);
   }
 }

@@ -18,9 +18,12 @@ describe("jobConfigSchema", () => {
       model: { layers: [{ type: "dense", units: 3, activation: "linear" }] },
       loss: "cross_entropy",
       optimizer: { type: "sgd", lr: 0.01, momentum: 0.9, nesterov: false, weight_decay: 0 },
+      lr_schedule: { type: "constant", warmup_epochs: 0 },
       epochs: 10,
       batch_size: 32,
       shuffle: true,
+      validate_every: 1,
+      augmentation: { horizontal_flip: 0, brightness: 0, noise_std: 0, translate: 0 },
     });
   });
 
@@ -74,7 +77,7 @@ describe("jobConfigSchema", () => {
 
   it("checks the other ranges", () => {
     expect(firstIssue({ ...minimal, dataset_id: "abc" }).param).toBe("dataset_id");
-    expect(firstIssue({ ...minimal, optimizer: { type: "adam" } }).param).toBe("optimizer.type");
+    expect(firstIssue({ ...minimal, optimizer: { type: "nadam" } }).param).toBe("optimizer.type");
     expect(firstIssue({ ...minimal, optimizer: { type: "sgd", momentum: 1 } }).param).toBe("optimizer.momentum");
     expect(firstIssue({ ...minimal, optimizer: { type: "sgd", lr: 0 } }).param).toBe("optimizer.lr");
     expect(firstIssue({ ...minimal, epochs: 0 }).param).toBe("epochs");
@@ -86,7 +89,7 @@ describe("jobConfigSchema", () => {
       "model.input_shape",
     );
     expect(firstIssue({ ...minimal, model: { input_shape: [0], layers: minimal.model.layers } }).param).toBe("model.input_shape.0");
-    expect(firstIssue({ ...minimal, model: { layers: [{ type: "dense", units: 3, activation: "gelu" }] } }).param).toBe(
+    expect(firstIssue({ ...minimal, model: { layers: [{ type: "dense", units: 3, activation: "swish" }] } }).param).toBe(
       "model.layers.0.activation",
     );
   });
@@ -99,8 +102,17 @@ describe("checkFit", () => {
 
   it("accepts configs that fit", () => {
     expect(checkFit(makeConfig({ model: { layers: layers(3) }, loss: "cross_entropy" }), classification)).toBeNull();
-    expect(checkFit(makeConfig({ model: { input_shape: [4, 1], layers: layers(2) }, loss: "mse" }), regression)).toBeNull();
+    expect(checkFit(makeConfig({ model: { input_shape: [2, 2], layers: layers(2) }, loss: "mse" }), regression)).toBeNull();
+    // A flat dataset may be read in any shape of the same size.
+    expect(checkFit(makeConfig({ model: { input_shape: [2, 2], layers: layers(3) }, loss: "cross_entropy" }), classification)).toBeNull();
     expect(checkFit(makeConfig({ model: { layers: layers(2) }, loss: "mae" }), regression)).toBeNull();
+  });
+
+  it("rejects a shape that differs from the one the dataset declares, even of the same size", () => {
+    const problem = checkFit(makeConfig({ model: { input_shape: [4, 1], layers: layers(2) }, loss: "mse" }), regression);
+    expect(problem?.param).toBe("model.input_shape");
+    expect(problem?.message).toContain("[4, 1]");
+    expect(problem?.message).toContain("[2, 2]");
   });
 
   it("rejects an input shape of the wrong size, naming both shapes", () => {

@@ -4,7 +4,8 @@
 import { describe, expect, it } from "vitest";
 import {
   buildModel,
-  losses,
+  createLoss,
+  modelSchema,
   Rng,
   type Activation,
   type LossName,
@@ -79,7 +80,7 @@ function buildCase(activation: Activation) {
 
 /** Backprop's gradient and the worst disagreement with central differences over all parameters. */
 function gradientCheck(model: Model, x: Float64Array, lossName: LossName, makeTarget: (out: Float64Array) => Float64Array) {
-  const loss = losses[lossName];
+  const loss = createLoss(lossName);
   const out = Float64Array.from(model.forward(x, ROWS, true).subarray(0, ROWS * OUTPUTS));
   const target = makeTarget(out);
   const lossGrad = new Float64Array(ROWS * OUTPUTS);
@@ -182,5 +183,374 @@ describe("gradients match central differences (float64, every parameter)", () =>
     model.forward(new Float64Array(3), 1, true);
     expect(model.layers[1].backward(new Float64Array([1]), 1)).toHaveLength(2);
     expect(model.layers[0].backward(new Float64Array([1, 1]), 1)).toBeNull();
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Every layer kind, in small float64 networks, against central differences of a loss that is a
+// fixed weighted sum of the outputs, L = Σ w_i·y_i (so dL/dy = w: the check isolates the layers).
+//
+// The numeric estimate is only exact where the network is smooth: a parameter nudged by LAYER_EPS
+// must not move a relu or leaky_relu pre-activation across 0 or change which value wins a max-pool
+// window. Inputs and parameters are random, which makes that improbable, and `assertSmoothAround`
+// checks it for each case: every such pre-activation is at least MARGIN from 0 and every max-pool
+// window's winner beats the runner-up by MARGIN (windows of exact zeros, all-dead relu units, stay
+// tied under any nudge and are fine). elu needs no margin: its derivative is continuous at 0.
+//
+// Gradients are compared with a relative error below TOLERANCE plus NOISE, the noise floor of the
+// differences, so that a gradient near 1e-9 (through two leaky_relu slopes, say) is not judged by
+// its noise.
+//
+// A parameter whose true gradient is exactly zero (the bias of a linear layer right before
+// batchnorm: normalisation removes any shift) cannot pass a relative test against numeric noise;
+// those are listed by the case and checked to be zero instead.
+// ---------------------------------------------------------------------------------------------
+
+/** The step of the central differences. Larger than the dense checks' EPS: these losses are sums
+ *  of order 10, whose rounding noise (ulps over 2·EPS) would otherwise swamp gradients of 1e-4. */
+const LAYER_EPS = 1e-5;
+/** The noise floor of those differences (measured: below 2e-10 here), as an absolute tolerance. */
+const NOISE = 1e-9;
+/** How far a pre-activation must stay from relu's kink, and a max-pool winner from the runner-up:
+ *  LAYER_EPS times the largest plausible d(value)/d(parameter), with room to spare. */
+const MARGIN = 1e-3;
+
+function makeSpec(inputShape: number[] | undefined, layers: unknown[]): ModelSpec {
+  return modelSchema.parse({ input_shape: inputShape, layers });
+}
+
+/** Gives biases and batchnorm's gamma random values too (init leaves them at 0 and 1). */
+function randomiseParams(model: Model, rng: Rng): void {
+  model.importTensors(
+    model.exportTensors().map((t) => {
+      if (t.name.endsWith(".bias")) return { ...t, data: t.data.map(() => rng.uniform(-0.5, 0.5)) };
+      const gamma = t.name.endsWith(".weight") && t.shape.length === 1;
+      return gamma ? { ...t, data: t.data.map(() => rng.uniform(0.5, 1.5)) } : t;
+    }),
+  );
+}
+
+/** Throws unless the network is smooth around the current parameters (see above). */
+function assertSmoothAround(model: Model, x: Float64Array, rows: number): void {
+  const layers = model.spec.layers;
+  for (let i = 0; i < layers.length; i++) {
+    const layer = layers[i];
+    const kinked = "activation" in layer && (layer.activation === "relu" || layer.activation === "leaky_relu");
+    if (!kinked && layer.type !== "maxpool2d") continue;
+    // The values entering layer i's kink or window: the outputs of layers 0..i of a twin model whose
+    // layer i is linear (for a standalone activation layer: the outputs of layers 0..i-1).
+    const fused = "activation" in layer && layer.type !== "activation";
+    const twinLayers = fused ? [...layers.slice(0, i), { ...layer, activation: "linear" }] : layers.slice(0, i);
+    let values: Float64Array;
+    if (twinLayers.length === 0) values = x;
+    else {
+      const twin = buildModel({ ...model.spec, layers: twinLayers as ModelSpec["layers"] }, model.inputWidth, { seed: 0, dtype: "float64" });
+      const names = new Set(twin.exportTensors().map((t) => t.name));
+      twin.importTensors(model.exportTensors().filter((t) => names.has(t.name)));
+      twin.setRngState(model.getRngState());
+      values = Float64Array.from(twin.forward(x, rows, true).subarray(0, rows * twin.outputWidth));
+    }
+    if (layer.type === "maxpool2d") {
+      const inShape = i === 0 ? model.shapes.input : model.shapes.layers[i - 1];
+      const [c, h, w] = inShape.length === 2 ? [1, ...inShape] : inShape;
+      const [ph, pw] = typeof layer.pool_size === "number" ? [layer.pool_size, layer.pool_size] : layer.pool_size;
+      const stride = layer.stride ?? layer.pool_size;
+      const [sh, sw] = typeof stride === "number" ? [stride, stride] : stride;
+      const [oc, oh, ow] = model.shapes.layers[i];
+      expect(oc).toBe(c);
+      const padH = layer.padding === "same" ? Math.floor(Math.max((oh - 1) * sh + ph - h, 0) / 2) : 0;
+      const padW = layer.padding === "same" ? Math.floor(Math.max((ow - 1) * sw + pw - w, 0) / 2) : 0;
+      for (let r = 0; r < rows * c; r++) {
+        for (let oy = 0; oy < oh; oy++) {
+          for (let ox = 0; ox < ow; ox++) {
+            const window: number[] = [];
+            for (let dy = 0; dy < ph; dy++) {
+              for (let dx = 0; dx < pw; dx++) {
+                const [y, xx] = [oy * sh - padH + dy, ox * sw - padW + dx];
+                if (y >= 0 && y < h && xx >= 0 && xx < w) window.push(values[r * h * w + y * w + xx]);
+              }
+            }
+            window.sort((a, b) => b - a);
+            if (window.length < 2 || (window[0] === 0 && window[1] === 0)) continue;
+            expect(window[0] - window[1], `layer ${i}: a near-tie in a max-pool window`).toBeGreaterThan(MARGIN);
+          }
+        }
+      }
+    } else {
+      const closest = values.reduce((m, v) => Math.min(m, Math.abs(v)), Infinity);
+      expect(closest, `layer ${i}: a pre-activation near relu's kink`).toBeGreaterThan(MARGIN);
+    }
+  }
+}
+
+/** Backprop's gradient of L = Σ w·y and central differences of L, both in training mode. Dropout
+ *  masks are held fixed by restoring the model's RNG state before every forward. */
+function layerGradients(model: Model, x: Float64Array, rows: number, rng: Rng) {
+  const width = model.outputWidth;
+  const weights = new Float64Array(rows * width).map(() => (rng.next() < 0.5 ? -1 : 1) * rng.uniform(0.5, 1.5));
+  const state = model.getRngState();
+  const lossAt = () => {
+    model.setRngState(state);
+    const y = model.forward(x, rows, true);
+    let sum = 0;
+    for (let i = 0; i < rows * width; i++) sum += weights[i] * y[i];
+    return sum;
+  };
+  lossAt();
+  model.backward(Float64Array.from(weights), rows);
+  const analytic = Float64Array.from(model.grads);
+  const params = model.params;
+  const numeric = new Float64Array(params.length);
+  for (let i = 0; i < params.length; i++) {
+    const saved = params[i];
+    params[i] = saved + LAYER_EPS;
+    const plus = lossAt();
+    params[i] = saved - LAYER_EPS;
+    const minus = lossAt();
+    params[i] = saved;
+    numeric[i] = (plus - minus) / (2 * LAYER_EPS);
+  }
+  model.setRngState(state);
+  return { analytic, numeric };
+}
+
+/** The flat-buffer indices of a tensor, found by matching exported values with the buffer. */
+function paramRange(model: Model, name: string): [number, number] {
+  let offset = 0;
+  for (const layer of model.layers) {
+    for (const t of layer.exportTensors()) {
+      if (t.name.endsWith("running_mean") || t.name.endsWith("running_var")) continue;
+      if (t.name === name) return [offset, offset + t.data.length];
+      offset += t.data.length;
+    }
+  }
+  throw new Error(`no parameter ${name}`);
+}
+
+interface LayerCase {
+  name: string;
+  inputShape?: number[];
+  inputWidth: number;
+  layers: unknown[];
+  rows?: number;
+  seed?: number;
+  /** Parameters whose gradient is exactly zero (see above). */
+  zeroGradient?: string[];
+  /** Extra setup, e.g. a dropout mask that is not all ones. */
+  check?: (model: Model) => void;
+}
+
+function runLayerCase(c: LayerCase) {
+  const rng = new Rng(c.seed ?? 11);
+  const rows = c.rows ?? 3;
+  const model = buildModel(makeSpec(c.inputShape, c.layers), c.inputWidth, { seed: c.seed ?? 11, dtype: "float64" });
+  randomiseParams(model, rng);
+  const x = new Float64Array(rows * c.inputWidth).map(() => rng.uniform(-1, 1));
+  assertSmoothAround(model, x, rows);
+  const { analytic, numeric } = layerGradients(model, x, rows, rng);
+
+  const exempt = new Set<number>();
+  for (const name of c.zeroGradient ?? []) {
+    const [from, to] = paramRange(model, name);
+    for (let i = from; i < to; i++) {
+      exempt.add(i);
+      expect(Math.abs(analytic[i]), `${name}: analytic gradient`).toBeLessThan(1e-12);
+      expect(Math.abs(numeric[i]), `${name}: numeric gradient`).toBeLessThan(NOISE);
+    }
+  }
+  // Not vacuous: most of the gradient is non-zero (dead relu units and unused max-pool inputs
+  // give exact zeros).
+  const nonZero = analytic.filter((g) => g !== 0).length;
+  expect(nonZero).toBeGreaterThan((analytic.length - exempt.size) / 3);
+  let worst = { excess: -Infinity, index: -1, analytic: 0, numeric: 0 };
+  analytic.forEach((a, i) => {
+    if (exempt.has(i)) return;
+    const n = numeric[i];
+    // Relative error below TOLERANCE, plus the noise floor for gradients near it.
+    const excess = Math.abs(a - n) - (TOLERANCE * Math.max(Math.abs(a), Math.abs(n)) + NOISE);
+    if (excess > worst.excess) worst = { excess, index: i, analytic: a, numeric: n };
+  });
+  expect(worst.excess, JSON.stringify(worst)).toBeLessThan(0);
+  c.check?.(model);
+  return { model, analytic, numeric };
+}
+
+/** A first conv layer (smooth tanh) whose parameters see the input gradient of the layer under test. */
+const convBelow = { type: "conv2d", filters: 3, kernel_size: 2, activation: "tanh" };
+
+describe("layer gradients match central differences (float64, every parameter)", () => {
+  // Input [2, 8, 7] -> convBelow -> [3, 7, 6] -> the conv under test.
+  const strides = [1, 2, [2, 1]] as const;
+  const kernels = [[3, 2], [2, 3], 3] as const;
+  for (const padding of ["valid", "same"] as const) {
+    for (const stride of strides) {
+      for (const kernel_size of kernels) {
+        it(`conv2d kernel ${JSON.stringify(kernel_size)}, stride ${JSON.stringify(stride)}, ${padding}`, () => {
+          runLayerCase({
+            name: "conv",
+            inputShape: [2, 8, 7],
+            inputWidth: 2 * 8 * 7,
+            layers: [convBelow, { type: "conv2d", filters: 4, kernel_size, stride, padding, activation: "linear" }],
+          });
+        });
+      }
+    }
+  }
+
+  it("conv2d with a fused tanh, as the first layer (no input gradient)", () => {
+    runLayerCase({
+      name: "first",
+      inputShape: [3, 6, 6],
+      inputWidth: 108,
+      layers: [{ type: "conv2d", filters: 5, kernel_size: 3, stride: 2, padding: "same", activation: "tanh" }],
+    });
+  });
+
+  const pools = [
+    { pool_size: 2 },
+    { pool_size: 3, stride: 2 }, // overlapping windows
+    { pool_size: [2, 3], stride: 1 },
+    { pool_size: 3, stride: [1, 2] },
+  ];
+  for (const type of ["maxpool2d", "avgpool2d"] as const) {
+    for (const padding of ["valid", "same"] as const) {
+      for (const pool of pools) {
+        it(`${type} ${JSON.stringify(pool)}, ${padding}`, () => {
+          runLayerCase({
+            name: "pool",
+            inputShape: [2, 8, 7],
+            inputWidth: 112,
+            layers: [convBelow, { type, ...pool, padding }],
+          });
+        });
+      }
+    }
+  }
+
+  it("flatten, and dense reading an image input flattened", () => {
+    runLayerCase({
+      name: "flatten",
+      inputShape: [2, 5, 5],
+      inputWidth: 50,
+      layers: [convBelow, { type: "flatten" }, { type: "dense", units: 3, activation: "tanh" }],
+    });
+    runLayerCase({ name: "dense", inputShape: [2, 5, 5], inputWidth: 50, layers: [convBelow, { type: "dense", units: 3 }] });
+  });
+
+  it("batchnorm in training mode on a flat input, and the gradient it passes down", () => {
+    runLayerCase({
+      name: "bn-flat",
+      inputWidth: 4,
+      rows: 5,
+      layers: [
+        { type: "dense", units: 5 },
+        { type: "batchnorm" },
+        { type: "activation", activation: "tanh" },
+        { type: "dense", units: 3, activation: "sigmoid" },
+      ],
+      // A shift of a feature before batchnorm is normalised away.
+      zeroGradient: ["0.bias"],
+    });
+  });
+
+  it("batchnorm in training mode per channel of an image, and the gradient it passes down", () => {
+    runLayerCase({
+      name: "bn-image",
+      inputShape: [2, 5, 4],
+      inputWidth: 40,
+      rows: 3,
+      layers: [
+        { type: "conv2d", filters: 3, kernel_size: 2 },
+        { type: "batchnorm", momentum: 0.3, epsilon: 1e-3 },
+        { type: "activation", activation: "gelu" },
+        { type: "conv2d", filters: 2, kernel_size: [2, 3], stride: 2, padding: "same" },
+      ],
+      zeroGradient: ["0.bias"],
+    });
+  });
+
+  it("batchnorm after a non-linear layer (no zero gradients) and as the first layer", () => {
+    runLayerCase({
+      name: "bn-tanh",
+      inputWidth: 3,
+      rows: 4,
+      layers: [{ type: "dense", units: 4, activation: "tanh" }, { type: "batchnorm" }, { type: "dense", units: 2 }],
+    });
+    runLayerCase({ name: "bn-first", inputShape: [2, 3, 3], inputWidth: 18, layers: [{ type: "batchnorm" }, { type: "flatten" }, { type: "dense", units: 2 }] });
+  });
+
+  const everyActivation = ["relu", "leaky_relu", "elu", "gelu", "tanh", "sigmoid", "linear"] as const;
+  for (const activation of everyActivation) {
+    it(`${activation}, fused into dense layers and as an activation layer`, () => {
+      runLayerCase({
+        name: activation,
+        inputWidth: 3,
+        rows: 4,
+        seed: 5,
+        layers: [
+          { type: "dense", units: 6, activation },
+          { type: "dense", units: 5 },
+          { type: "activation", activation },
+          { type: "dense", units: 3, activation },
+        ],
+      });
+    });
+  }
+
+  it("softmax (not folded into a loss), fused and as an activation layer", () => {
+    for (const last of [{ type: "dense", units: 4, activation: "softmax" }, { type: "activation", activation: "softmax" }]) {
+      runLayerCase({
+        name: "softmax",
+        inputWidth: 3,
+        rows: 4,
+        layers: [{ type: "dense", units: 4, activation: "tanh" }, ...(last.type === "activation" ? [{ type: "dense", units: 4 }] : []), last],
+      });
+    }
+  });
+
+  it("a whole small CNN: conv, batchnorm, relu, maxpool, flatten, dropout (fixed mask), dense", () => {
+    for (const rate of [0, 0.3]) {
+      runLayerCase({
+        name: "cnn",
+        inputShape: [1, 8, 8],
+        inputWidth: 64,
+        rows: 4,
+        seed: 3,
+        layers: [
+          { type: "conv2d", filters: 3, kernel_size: 3, padding: "same" },
+          { type: "batchnorm" },
+          { type: "activation", activation: "relu" },
+          { type: "maxpool2d", pool_size: 2 },
+          { type: "flatten" },
+          { type: "dropout", rate },
+          { type: "dense", units: 3, activation: "softmax" },
+        ],
+        zeroGradient: ["0.bias"],
+        check: (model) => {
+          // With rate 0.3 the mask really drops values (else this would test nothing new).
+          if (rate === 0) return;
+          model.forward(new Float64Array(4 * 64).fill(1), 4, true);
+          const dropped = model.layers[5].forward(new Float64Array(4 * 48).fill(1), 4, true).subarray(0, 4 * 48).filter((v) => v === 0).length;
+          expect(dropped).toBeGreaterThan(0);
+        },
+      });
+    }
+  });
+
+  it("a CNN with fused relu convs and max pooling", () => {
+    runLayerCase({
+      name: "cnn2",
+      inputShape: [1, 9, 9],
+      inputWidth: 81,
+      rows: 2,
+      seed: 10, // one whose 648 first-layer pre-activations all keep MARGIN (checked)
+      layers: [
+        { type: "conv2d", filters: 4, kernel_size: 3, padding: "same", activation: "relu" },
+        { type: "maxpool2d", pool_size: 2, padding: "same" },
+        { type: "conv2d", filters: 3, kernel_size: 2, activation: "leaky_relu" },
+        { type: "avgpool2d", pool_size: 2 },
+        { type: "dense", units: 2, activation: "elu" },
+      ],
+    });
   });
 });

@@ -169,7 +169,7 @@ describe("model weights as safetensors", () => {
       format: "pt",
       model: JSON.stringify(config.model),
       loss: "mse",
-      layout: "PyTorch: dense weight [out_features, in_features]",
+      layout: "PyTorch: dense weight [out_features, in_features], conv2d weight [out_channels, in_channels, kh, kw]",
     });
   });
 });

@@ -168,7 +168,7 @@ describe("train", () => {
     }
     expect(error).toBeInstanceOf(TrainerError);
     expect((error as TrainerError).code).toBe("diverged");
-    expect((error as TrainerError).message).toMatch(/epoch \d+, batch \d+.*learning rate \(50\) may be too high/);
+    expect((error as TrainerError).message).toMatch(/epoch \d+, batch \d+.*learning rate \(50\) is probably too high/);
     // It crosses the thread boundary as plain data.
     expect(JSON.parse(JSON.stringify(error))).toEqual({ code: "diverged", message: (error as TrainerError).message });
   });

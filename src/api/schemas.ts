@@ -96,9 +96,9 @@ export function jobView(j: JobRow): z.infer<typeof jobSchema> {
 export const metricSchema = z.object({
   epoch: z.number().int(),
   train_loss: z.number(),
-  val_loss: z.number().nullable(),
-  lr: z.number(),
-  metrics: z.record(z.string(), z.number()).describe("`accuracy` (classification) or `mae`, `rmse` (regression), on the validation set."),
+  val_loss: z.number().nullable().describe("null on epochs that did not validate (validate_every)."),
+  lr: z.number().describe("The learning rate of the epoch's last step."),
+  metrics: z.record(z.string(), z.number()).describe("On the validation set: `accuracy` (and `top5_accuracy` past 5 classes) for classification, `accuracy` per label for binary_cross_entropy, `mae` and `rmse` for regression; empty on epochs that did not validate."),
   duration_ms: z.number(),
   samples_per_sec: z.number(),
 });

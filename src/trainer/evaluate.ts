@@ -1,6 +1,6 @@
 // Inference-mode evaluation of a whole set: the mean loss and the metrics the API reports
-// (accuracy, and top5_accuracy past 5 classes, for classification; mae and rmse over every output
-// value for regression).
+// (accuracy, and top5_accuracy past 5 classes, for classification; accuracy per label for
+// binary_cross_entropy; mae and rmse over every output value for other regression losses).
 import type { TrainSet } from "./data.js";
 import type { Loss } from "./losses.js";
 import type { Model } from "./model.js";
@@ -41,6 +41,9 @@ export function evaluate(
   const width = model.outputWidth;
   const { inputWidth, targetWidth } = set;
   const topK = task === "classification" && width > TOP_K;
+  // binary_cross_entropy's outputs are logits of independent 0/1 labels: its metric is the share of
+  // labels on the right side of 0.5 (logit 0), not a distance.
+  const binary = loss.name === "binary_cross_entropy";
   let lossSum = 0;
   let absSum = 0;
   let sqSum = 0;
@@ -58,6 +61,8 @@ export function evaluate(
         if (argmax(out, r * width, width) === label) correct++;
         if (topK && rankOf(out, r * width, width, label) < TOP_K) inTop++;
       }
+    } else if (binary) {
+      for (let i = 0; i < n * width; i++) if (out[i] > 0 === scratch.y[i] >= 0.5) correct++;
     } else {
       for (let i = 0; i < n * width; i++) {
         const diff = out[i] - scratch.y[i];
@@ -71,6 +76,8 @@ export function evaluate(
   if (task === "classification") {
     metrics = { accuracy: correct / set.rows };
     if (topK) metrics.top5_accuracy = inTop / set.rows;
+  } else if (binary) {
+    metrics = { accuracy: correct / values };
   } else {
     metrics = { mae: absSum / values, rmse: Math.sqrt(sqSum / values) };
   }

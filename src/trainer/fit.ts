@@ -83,7 +83,7 @@ export function checkFit(config: JobConfig, meta: DatasetMeta): FitProblem | nul
     ["lr_schedule.monitor", config.lr_schedule.type === "reduce_on_plateau" ? config.lr_schedule.monitor : undefined],
   ];
   for (const [param, monitor] of monitors) {
-    const problem = monitor && monitorProblem(monitor, meta);
+    const problem = monitor && monitorProblem(monitor, meta, createLoss(config.loss).name === "binary_cross_entropy");
     if (problem) return { param, message: problem };
   }
 
@@ -105,7 +105,12 @@ export function checkFit(config: JobConfig, meta: DatasetMeta): FitProblem | nul
   return null;
 }
 
-function monitorProblem(monitor: Monitor, meta: DatasetMeta): string | null {
+function monitorProblem(monitor: Monitor, meta: DatasetMeta, binary: boolean): string | null {
+  if (binary) {
+    return monitor === "val_loss" || monitor === "train_loss" || monitor === "val_accuracy"
+      ? null
+      : `binary_cross_entropy jobs measure val_loss and val_accuracy (per label), not ${monitor}.`;
+  }
   const classification = meta.task === "classification";
   if ((monitor === "val_accuracy" || monitor === "val_top5_accuracy") && !classification) {
     return `${monitor} is only measured on classification datasets; use val_loss, val_mae or val_rmse.`;

@@ -138,3 +138,17 @@ describe("evaluate: batching", () => {
     expect(runs[0].top5_accuracy).toBeGreaterThan(runs[0].accuracy);
   });
 });
+
+describe("evaluate with binary_cross_entropy", () => {
+  it("reports the share of labels on the right side of 0.5, from logits", async () => {
+    const { createLoss } = await import("../../../src/trainer/losses.js");
+    // Two rows, two labels each. Logits [2, -1] and [-0.5, 0.1]; targets [1, 0] and [1, 1]:
+    // row 0 gets both right, row 1 gets the second right -> 3 of 4.
+    const outputs = new Float32Array([2, -1, -0.5, 0.1]);
+    const model = { outputWidth: 2, forward: () => outputs } as unknown as Parameters<typeof evaluate>[0];
+    const set = { x: new Float32Array(2), y: new Float32Array([1, 0, 1, 1]), rows: 2, inputWidth: 1, targetWidth: 2 };
+    const scratch = { x: new Float32Array(2), y: new Float32Array(4) };
+    const result = evaluate(model, set, createLoss("binary_cross_entropy"), "regression", 2, scratch);
+    expect(result.metrics).toEqual({ accuracy: 0.75 });
+  });
+});

@@ -7,13 +7,14 @@ import {
   train,
   type EpochReport,
   type JobConfig,
+  type JobConfigInput,
   type TrainData,
   type TrainerSnapshot,
   type TrainSet,
 } from "../../../src/trainer/index.js";
 import { bytesOf, linearRegression, makeConfig, threeBlobs } from "./helpers.js";
 
-function regression(over: Partial<JobConfig> = {}): JobConfig {
+function regression(over: Partial<JobConfigInput> = {}): JobConfig {
   return makeConfig({
     model: { layers: [{ type: "dense", units: 16, activation: "tanh" }, { type: "dense", units: 1 }] },
     loss: "mse",
@@ -22,7 +23,7 @@ function regression(over: Partial<JobConfig> = {}): JobConfig {
     batch_size: 16,
     seed: 1,
     ...over,
-  } as Parameters<typeof makeConfig>[0]);
+  });
 }
 
 const regressionData = (): TrainData => ({ ...splitValidation(linearRegression(400, 5), 0.25, 1), task: "regression" });

@@ -187,3 +187,30 @@ describe("upload limit", () => {
     }
   });
 });
+
+describe("the job config in the OpenAPI document", () => {
+  it("describes every field, and gives each optional one a default (or says what happens without it)", async () => {
+    const doc = (await t.app.inject({ method: "GET", url: "/openapi.json" })).json();
+    const body = doc.paths["/v1/jobs"].post.requestBody.content["application/json"].schema;
+    const problems: string[] = [];
+    let fields = 0;
+    const walk = (schema: any, path: string) => {
+      if (!schema || typeof schema !== "object") return;
+      for (const key of ["anyOf", "oneOf", "allOf"]) for (const branch of schema[key] ?? []) walk(branch, path);
+      if (schema.items) walk(schema.items, `${path}[]`);
+      for (const [name, prop] of Object.entries<any>(schema.properties ?? {})) {
+        const at = `${path}.${name}`;
+        walk(prop, at);
+        if (name === "type") continue; // discriminators are described by their object
+        fields++;
+        const description = prop.description ?? (prop.anyOf ?? []).map((b: any) => b.description).find(Boolean);
+        const required = (schema.required ?? []).includes(name);
+        if (!description) problems.push(`${at}: no description`);
+        else if (!required && prop.default === undefined && !/default|off unless/i.test(description)) problems.push(`${at}: optional, no default`);
+      }
+    };
+    walk(body, "");
+    expect(problems).toEqual([]);
+    expect(fields).toBeGreaterThan(60);
+  });
+});

@@ -12,8 +12,8 @@ export const sgdSchema = z
   .strictObject({
     type: z.literal("sgd"),
     lr: z.number().positive().default(0.01).describe("Learning rate (the schedule's base)."),
-    momentum: z.number().min(0).lt(1).default(0.9),
-    nesterov: z.boolean().default(false),
+    momentum: z.number().min(0).lt(1).default(0.9).describe("Momentum factor."),
+    nesterov: z.boolean().default(false).describe("Nesterov momentum."),
     weight_decay: z.number().min(0).default(0).describe("L2 penalty added to the gradient."),
     clip_norm: clipNorm,
   })
@@ -23,7 +23,7 @@ const betas = {
   lr: z.number().positive().default(0.001).describe("Learning rate (the schedule's base)."),
   beta1: z.number().min(0).lt(1).default(0.9).describe("Decay of the first-moment average."),
   beta2: z.number().min(0).lt(1).default(0.999).describe("Decay of the second-moment average."),
-  eps: z.number().positive().default(1e-8),
+  eps: z.number().positive().default(1e-8).describe("Added to the denominator for stability."),
   clip_norm: clipNorm,
 };
 
@@ -40,8 +40,8 @@ export const rmspropSchema = z
     type: z.literal("rmsprop"),
     lr: z.number().positive().default(0.01).describe("Learning rate (the schedule's base)."),
     alpha: z.number().min(0).lt(1).default(0.99).describe("Decay of the squared-gradient average."),
-    eps: z.number().positive().default(1e-8),
-    momentum: z.number().min(0).lt(1).default(0),
+    eps: z.number().positive().default(1e-8).describe("Added to the denominator for stability."),
+    momentum: z.number().min(0).lt(1).default(0).describe("Momentum factor."),
     centered: z.boolean().default(false).describe("Divide by an estimate of the gradient's variance instead of its second moment."),
     weight_decay: z.number().min(0).default(0).describe("L2 penalty added to the gradient."),
     clip_norm: clipNorm,

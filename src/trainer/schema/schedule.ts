@@ -34,14 +34,14 @@ export const scheduleSchema = z
       .strictObject({
         type: z.literal("exponential"),
         gamma: z.number().gt(0).max(1).describe("Factor per epoch (or per every_steps steps)."),
-        every_steps: z.number().int().min(1).optional().describe("Decay every this many steps instead of every epoch."),
+        every_steps: z.number().int().min(1).optional().describe("Decay every this many steps instead of every epoch. Default: per epoch."),
         ...warmup,
       })
       .describe("lr * gamma^epoch, or lr * gamma^floor(step / every_steps)."),
     z
       .strictObject({
         type: z.literal("cosine"),
-        min_lr: z.number().min(0).default(0),
+        min_lr: z.number().min(0).default(0).describe("The lowest rate."),
         ...warmup,
       })
       .describe("Half a cosine from lr down to min_lr over the rest of the run, per step (torch CosineAnnealingLR)."),
@@ -50,7 +50,7 @@ export const scheduleSchema = z
         type: z.literal("cosine_restarts"),
         T_0: z.number().int().min(1).describe("Epochs in the first cycle."),
         T_mult: z.number().int().min(1).default(1).describe("Each cycle is T_mult times longer than the one before."),
-        min_lr: z.number().min(0).default(0),
+        min_lr: z.number().min(0).default(0).describe("The lowest rate."),
         ...warmup,
       })
       .describe("Cosine from lr to min_lr over T_0 epochs, then restart (torch CosineAnnealingWarmRestarts, per step)."),
@@ -61,7 +61,7 @@ export const scheduleSchema = z
         pct_start: z.number().gt(0).lt(1).default(0.3).describe("Fraction of the steps spent rising."),
         div_factor: z.number().min(1).default(25).describe("Starts at max_lr / div_factor."),
         final_div_factor: z.number().min(1).default(10000).describe("Ends at max_lr / (div_factor * final_div_factor)."),
-        anneal_strategy: z.enum(["cos", "linear"]).default("cos"),
+        anneal_strategy: z.enum(["cos", "linear"]).default("cos").describe("Shape of the rise and the fall."),
         ...warmup,
       })
       .describe("The 1cycle policy (torch OneCycleLR, per step)."),
@@ -74,7 +74,7 @@ export const scheduleSchema = z
         patience: z.number().int().min(0).default(10).describe("Validations without improvement tolerated before reducing."),
         cooldown: z.number().int().min(0).default(0).describe("Validations to wait after a reduction before counting again."),
         min_delta: z.number().min(0).default(0.0001).describe("Smallest change that counts as an improvement (absolute)."),
-        min_lr: z.number().min(0).default(0),
+        min_lr: z.number().min(0).default(0).describe("The lowest rate."),
         ...warmup,
       })
       .describe("Reduce lr when the monitored value stops improving (torch ReduceLROnPlateau, absolute threshold)."),

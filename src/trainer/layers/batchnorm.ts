@@ -105,7 +105,7 @@ export class BatchNormLayer implements Layer {
         if (m > 1) {
           const k = this.momentum;
           this.runningMean[c] = (1 - k) * this.runningMean[c] + k * mean;
-          this.runningVar[c] = (1 - k) * this.runningVar[c] + (k * squares) / m;
+          this.runningVar[c] = (1 - k) * this.runningVar[c] + (k * squares) / (m - 1);
         }
       } else {
         mean = this.runningMean[c];

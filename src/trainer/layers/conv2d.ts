@@ -9,6 +9,13 @@ import type { Conv2dLayerSpec } from "../schema/layers.js";
 import { asImage, windowGeometry } from "../shapes.js";
 import { initLimit, NONE, type Layer, type LayerContext, type ModelStorage, type NamedTensor, type TensorLookup } from "./layer.js";
 
+/**
+ * Training keeps the im2col patches of a batch from forward to backward (saving one im2col per
+ * sample) while they take at most this many values per layer, 16 MB in float32; larger batches or
+ * layers recompute them, so memory stays bounded.
+ */
+const KEPT_PATCHES_LIMIT = 1 << 22;
+
 export class Conv2dLayer implements Layer {
   readonly index: number;
   readonly inShape: readonly number[];
@@ -31,8 +38,11 @@ export class Conv2dLayer implements Layer {
 
   private output: Floats = NONE; // [rows, filters, oH, oW], after the activation
   private inputGrad: Floats = NONE; // [rows, C, H, W]
-  /** The kernels' scratch (im2col patches), for one sample at a time: it does not grow with the batch. */
+  /** The kernels' scratch: im2col patches (of every sample of the batch when they are kept). */
   private scratch: Floats = NONE;
+  private keptRows = 0;
+  /** Whether the last forward kept its patches in scratch. */
+  private patchesKept = false;
   private input: Floats = NONE;
 
   constructor(spec: Conv2dLayerSpec, context: LayerContext) {
@@ -73,12 +83,15 @@ export class Conv2dLayer implements Layer {
     this.output = newArray(capacity * this.outWidth);
     this.activation.allocate(capacity * this.outWidth, newArray);
     if (this.needsInputGrad) this.inputGrad = newArray(capacity * this.inWidth);
-    if (this.scratch.length === 0) this.scratch = newArray(kernels.conv2dScratchSize(this.geometry));
+    const patches = this.patch * this.geometry.outHeight * this.geometry.outWidth;
+    this.keptRows = capacity * patches <= KEPT_PATCHES_LIMIT ? capacity : 0;
+    this.scratch = newArray(kernels.conv2dScratchSize(this.geometry, this.keptRows));
   }
 
   forward(input: Floats, rows: number, training: boolean): Floats {
     this.input = input;
-    kernels.conv2d(input, this.weight, this.bias, this.output, rows, this.filters, this.geometry, this.scratch);
+    this.patchesKept = training && rows <= this.keptRows;
+    kernels.conv2d(input, this.weight, this.bias, this.output, rows, this.filters, this.geometry, this.scratch, this.patchesKept);
     this.activation.forward(this.output, rows, this.outWidth, training);
     return this.output;
   }
@@ -97,6 +110,7 @@ export class Conv2dLayer implements Layer {
       this.filters,
       this.geometry,
       this.scratch,
+      this.patchesKept,
     );
     return inputGrad;
   }

@@ -172,7 +172,14 @@ describe("kernels", () => {
       const weightGrad = new Float64Array(F * C * 6).fill(5);
       const biasGrad = new Float64Array(F).fill(5);
       const inputGrad = new Float64Array(rows * C * H * W).fill(5);
-      k.conv2dBackward(input, weight, gradOut, weightGrad, biasGrad, inputGrad, rows, F, g, new Float64Array(k.conv2dScratchSize(g)));
+      const scratch = new Float64Array(k.conv2dScratchSize(g, 0));
+      k.conv2dBackward(input, weight, gradOut, weightGrad, biasGrad, inputGrad, rows, F, g, scratch, false);
+      // Also from patches kept by the forward pass.
+      const kept = new Float64Array(k.conv2dScratchSize(g, rows));
+      k.conv2d(input, weight, new Float64Array(F), new Float64Array(rows * F * oh * ow), rows, F, g, kept, true);
+      const keptGrads = [new Float64Array(F * C * 6), new Float64Array(F), new Float64Array(rows * C * H * W)];
+      k.conv2dBackward(input, weight, gradOut, keptGrads[0], keptGrads[1], keptGrads[2], rows, F, g, kept, true);
+      expect(keptGrads).toEqual([weightGrad, biasGrad, inputGrad]);
 
       const dW = new Float64Array(F * C * 6);
       const dB = new Float64Array(F);

@@ -163,20 +163,25 @@ describe("pooling = the direct loops", () => {
   }
 
   it("max pooling sends each window's gradient to its first maximum", () => {
-    // One 2x4 image, windows 2x2 stride 2: [1, 3 | 5, 5] over [2, 0 | 4, 1] -> maxima 3 (index 1) and
-    // 5 (index 2, the first of the tie).
-    const g = windowGeometry([1, 2, 4], 2, 2, "valid");
-    const out = new Float64Array(2);
-    const argmax = new Int32Array(2);
-    jsKernels.maxPool2d(new Float64Array([1, 3, 5, 5, 2, 0, 4, 1]), out, argmax, 1, g);
-    expect(Array.from(out)).toEqual([3, 5]);
-    expect(Array.from(argmax)).toEqual([1, 2]);
-    const grad = new Float64Array(8).fill(9);
-    jsKernels.maxPool2dBackward(new Float64Array([10, 20]), argmax, grad, 1, g);
-    expect(Array.from(grad)).toEqual([0, 10, 20, 0, 0, 0, 0, 0]);
+    // One 2x6 image, 2x2 windows with stride 2 (the unrolled path):
+    //   [1, 3 | 5, 5 | 7, 7]
+    //   [2, 0 | 4, 1 | 7, 7]  -> maxima 3 (index 1), 5 (index 2, first of a tie), 7 (index 4, first of four).
+    const g = windowGeometry([1, 2, 6], 2, 2, "valid");
+    const out = new Float64Array(3);
+    const argmax = new Int32Array(3);
+    jsKernels.maxPool2d(new Float64Array([1, 3, 5, 5, 7, 7, 2, 0, 4, 1, 7, 7]), out, argmax, 1, g);
+    expect(Array.from(out)).toEqual([3, 5, 7]);
+    expect(Array.from(argmax)).toEqual([1, 2, 4]);
+    const grad = new Float64Array(12).fill(9);
+    jsKernels.maxPool2dBackward(new Float64Array([10, 20, 30]), argmax, grad, 1, g);
+    expect(Array.from(grad)).toEqual([0, 10, 20, 0, 30, 0, 0, 0, 0, 0, 0, 0]);
+    // The general path (3x2 windows, stride 1): ties go to the first in row-major order too.
+    const general = windowGeometry([1, 3, 2], [3, 2], 1, "valid");
+    jsKernels.maxPool2d(new Float64Array([0, 1, 6, 2, 6, 6]), out, argmax, 1, general);
+    expect([out[0], argmax[0]]).toEqual([6, 2]);
     // A NaN wins, so that divergence shows.
-    jsKernels.maxPool2d(new Float64Array([1, NaN, 5, 5, 2, 0, 4, 1]), out, argmax, 1, g);
-    expect(out[0]).toBeNaN();
+    jsKernels.maxPool2d(new Float64Array([1, 3, 5, 5, 7, NaN, 2, 0, NaN, 1, 7, 7]), out, argmax, 1, g);
+    expect([out[0], out[1], out[2]]).toEqual([3, NaN, NaN]);
   });
 
   it("average pooling with same padding divides by the real positions only", () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { buildModel, modelSchema, Rng, TrainerError, type ModelSpec, type NamedTensor } from "../../../src/trainer/index.js";
+import { buildModel, modelSchema, Rng, RngStream, TrainerError, type ModelSpec, type NamedTensor } from "../../../src/trainer/index.js";
 import { bytesOf } from "./helpers.js";
 
 const spec: ModelSpec = {
@@ -170,6 +170,21 @@ describe("buildModel with convolutions", () => {
     expect(maxAbs(w1)).toBeLessThanOrEqual(glorot);
     expect(maxAbs(w1)).toBeGreaterThan(0.95 * glorot);
     expect(b0.data.every((v) => v === 0)).toBe(true);
+  });
+
+  it("draws initial weights in PyTorch's tensor order from the init stream", () => {
+    const spec = modelSchema.parse({
+      input_shape: [2, 4, 4],
+      layers: [{ type: "conv2d", filters: 3, kernel_size: [2, 3], activation: "relu" }, { type: "dense", units: 2 }],
+    });
+    const [conv, , dense] = buildModel(spec, 32, { seed: 9 }).exportTensors();
+    const rng = new Rng(9, RngStream.init);
+    // Conv: [3, 2, 2, 3] row-major, He with fan_in 2·2·3 = 12. Then dense: [2, 3·3·2] row-major,
+    // Glorot with fan_in 18 and fan_out 2.
+    const he = Math.sqrt(6 / 12);
+    expect(Array.from(conv.data)).toEqual(Array.from(Float32Array.from({ length: 36 }, () => rng.uniform(-he, he))));
+    const glorot = Math.sqrt(6 / 20);
+    expect(Array.from(dense.data)).toEqual(Array.from(Float32Array.from({ length: 36 }, () => rng.uniform(-glorot, glorot))));
   });
 
   it("round-trips a CNN with batchnorm through exportTensors/importTensors, buffers included", () => {

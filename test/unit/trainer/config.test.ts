@@ -140,3 +140,60 @@ describe("checkFit", () => {
     expect(mse?.message).toMatch(/7 units.*needs 2/);
   });
 });
+
+describe("checkFit: combinations that cannot work are refused, naming the field", () => {
+  const images: DatasetMeta = { task: "classification", inputWidth: 64, inputShape: [1, 8, 8], targetWidth: 1, classes: 3 };
+  const flat: DatasetMeta = { task: "regression", inputWidth: 4, inputShape: [4], targetWidth: 1, classes: 0 };
+  const conv = [
+    { type: "conv2d" as const, filters: 2, kernel_size: 3 },
+    { type: "flatten" as const },
+    { type: "dense" as const, units: 3 },
+  ];
+  const fit = (over: Parameters<typeof makeConfig>[0], meta: DatasetMeta) => checkFit(makeConfig(over), meta);
+
+  it("a CNN on images fits", () => {
+    expect(fit({ model: { layers: conv }, loss: "cross_entropy" }, images)).toBeNull();
+  });
+
+  it("a convolution on flat inputs", () => {
+    const p = fit({ model: { layers: [{ type: "conv2d", filters: 2, kernel_size: 1 }, { type: "flatten" }, { type: "dense", units: 1 }] }, loss: "mse" }, flat);
+    expect(p?.param).toMatch(/^model\.(layers\.0|input_shape)/);
+  });
+
+  it("softmax anywhere but the last layer", () => {
+    const p = fit({ model: { layers: [{ type: "conv2d", filters: 2, kernel_size: 3, activation: "softmax" }, { type: "flatten" }, { type: "dense", units: 3 }] }, loss: "cross_entropy" }, images);
+    expect(p?.param).toBe("model.layers.0.activation");
+  });
+
+  it("cross_entropy after a last activation other than linear or softmax", () => {
+    const layers = [...conv.slice(0, 2), { type: "dense" as const, units: 3, activation: "relu" as const }];
+    expect(fit({ model: { layers }, loss: "cross_entropy" }, images)?.param).toBe("model.layers.2.activation");
+    const softmax = [...conv.slice(0, 2), { type: "dense" as const, units: 3, activation: "softmax" as const }];
+    expect(fit({ model: { layers: softmax }, loss: "cross_entropy" }, images)).toBeNull();
+  });
+
+  it("monitors the task does not measure", () => {
+    const layers = [{ type: "dense" as const, units: 1 }];
+    expect(fit({ model: { layers }, loss: "mse", early_stopping: { monitor: "val_accuracy" } }, flat)?.param).toBe("early_stopping.monitor");
+    expect(fit({ model: { layers: conv }, loss: "cross_entropy", early_stopping: { monitor: "val_mae" } }, images)?.param).toBe("early_stopping.monitor");
+    expect(fit({ model: { layers: conv }, loss: "cross_entropy", lr_schedule: { type: "reduce_on_plateau", monitor: "val_top5_accuracy" } }, images)?.param).toBe(
+      "lr_schedule.monitor",
+    );
+  });
+
+  it("augmentation on inputs that are not images", () => {
+    const p = fit({ model: { layers: [{ type: "dense", units: 1 }] }, loss: "mse", augmentation: { horizontal_flip: 0.5 } }, flat);
+    expect(p?.param).toBe("augmentation");
+  });
+
+  it("a warm-up as long as the run", () => {
+    const p = fit({ model: { layers: conv }, loss: "cross_entropy", epochs: 3, lr_schedule: { type: "cosine", warmup_epochs: 3 } }, images);
+    expect(p?.param).toBe("lr_schedule.warmup_epochs");
+  });
+
+  it("binary_cross_entropy needs as many outputs as target columns, and measures accuracy", () => {
+    const multi: DatasetMeta = { task: "regression", inputWidth: 4, inputShape: [4], targetWidth: 3, classes: 0 };
+    expect(fit({ model: { layers: [{ type: "dense", units: 3 }] }, loss: "binary_cross_entropy", early_stopping: { monitor: "val_accuracy" } }, multi)).toBeNull();
+    expect(fit({ model: { layers: [{ type: "dense", units: 2 }] }, loss: "binary_cross_entropy" }, multi)?.param).toBe("model.layers.0.units");
+  });
+});

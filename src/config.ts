@@ -14,6 +14,34 @@ const envSchema = z.object({
   /** BullMQ queue name; tests use a fresh one each run. */
   QUEUE_NAME: z.string().min(1).default("training"),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+
+  // --- the job system's timings (see workers/main.ts for why each default is what it is) -------
+  /** How long a worker's lock on a job lasts without renewal (renewed every half of it). */
+  WORKER_LOCK_MS: z.coerce.number().int().min(500).default(30_000),
+  /** How often workers look for jobs whose lock expired (their worker died). */
+  WORKER_STALLED_INTERVAL_MS: z.coerce.number().int().min(200).default(30_000),
+  /** Times a job may lose its worker (SIGKILL, OOM, power) and be taken over before it fails. */
+  WORKER_MAX_STALLED_COUNT: z.coerce.number().int().min(0).default(2),
+  /** Deliveries of a job that fails transiently (database or Redis down) before it fails for good. */
+  JOB_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(5),
+  /** First retry delay; each later one doubles. */
+  JOB_BACKOFF_MS: z.coerce.number().int().min(0).default(2_000),
+  /** How often a worker checks whether the jobs it trains were cancelled. */
+  CANCEL_POLL_MS: z.coerce.number().int().min(20).default(200),
+  /** How often a worker records that it is still training its jobs (jobs.heartbeat_at). */
+  HEARTBEAT_MS: z.coerce.number().int().min(100).default(5_000),
+  /** How often a worker re-enqueues, from PostgreSQL, jobs missing from Redis (and sweeps uploads). */
+  RECONCILE_INTERVAL_MS: z.coerce.number().int().min(100).default(10_000),
+  /** After SIGTERM, how long a worker lets the current epoch finish before stopping mid-epoch. */
+  SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(20_000),
+  /** How long a worker keeps retrying an epoch's writes through a database outage. */
+  DB_RETRY_MS: z.coerce.number().int().min(0).default(60_000),
+  /** An `uploading` dataset untouched for this long was abandoned (its API process died): deleted. */
+  UPLOAD_STALE_MS: z.coerce.number().int().min(1_000).default(15 * 60_000),
+  /** How long the API waits for Redis when enqueueing or removing a job before moving on. */
+  QUEUE_TIMEOUT_MS: z.coerce.number().int().min(100).default(3_000),
+  /** The name a worker gives itself in jobs.worker_id (default host:pid). */
+  WORKER_ID: z.string().min(1).max(200).optional(),
 });
 
 export interface Config {
@@ -25,6 +53,21 @@ export interface Config {
   readonly workerConcurrency: number;
   readonly queueName: string;
   readonly logLevel: z.infer<typeof envSchema>["LOG_LEVEL"];
+  readonly worker: Readonly<{
+    lockMs: number;
+    stalledIntervalMs: number;
+    maxStalledCount: number;
+    cancelPollMs: number;
+    heartbeatMs: number;
+    reconcileIntervalMs: number;
+    shutdownGraceMs: number;
+    dbRetryMs: number;
+    id: string | undefined;
+  }>;
+  readonly jobAttempts: number;
+  readonly jobBackoffMs: number;
+  readonly uploadStaleMs: number;
+  readonly queueTimeoutMs: number;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -43,5 +86,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workerConcurrency: e.WORKER_CONCURRENCY,
     queueName: e.QUEUE_NAME,
     logLevel: e.LOG_LEVEL,
+    worker: Object.freeze({
+      lockMs: e.WORKER_LOCK_MS,
+      stalledIntervalMs: e.WORKER_STALLED_INTERVAL_MS,
+      maxStalledCount: e.WORKER_MAX_STALLED_COUNT,
+      cancelPollMs: e.CANCEL_POLL_MS,
+      heartbeatMs: e.HEARTBEAT_MS,
+      reconcileIntervalMs: e.RECONCILE_INTERVAL_MS,
+      shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+      dbRetryMs: e.DB_RETRY_MS,
+      id: e.WORKER_ID,
+    }),
+    jobAttempts: e.JOB_ATTEMPTS,
+    jobBackoffMs: e.JOB_BACKOFF_MS,
+    uploadStaleMs: e.UPLOAD_STALE_MS,
+    queueTimeoutMs: e.QUEUE_TIMEOUT_MS,
   });
 }

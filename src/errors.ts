@@ -19,12 +19,14 @@ export const errorCatalogue = {
   checkpoint_not_found: { status: 404, message: "The job has no such checkpoint." },
   // 409
   dataset_not_ready: { status: 409, message: "The dataset is not ready." },
+  job_finished: { status: 409, message: "The job has already ended." },
   // 413, 415
   payload_too_large: { status: 413, message: "The upload is larger than the limit." },
   unsupported_media_type: { status: 415, message: "This content type is not accepted here." },
   // 422: well-formed, but cannot work
   invalid_config: { status: 422, message: "The job config is not valid." },
   dataset_mismatch: { status: 422, message: "The job config does not fit the dataset." },
+  idempotency_key_reused: { status: 422, message: "This Idempotency-Key was already used with a different request body." },
   // 5xx
   internal: { status: 500, message: "Something went wrong on our side." },
   unavailable: { status: 503, message: "A backing service is unavailable." },

@@ -1,13 +1,33 @@
-// The worker_threads entry: runs the trainer on the data it was handed and reports each epoch.
-// No I/O here: the parent process persists what this thread reports.
-import { parentPort, workerData } from "node:worker_threads";
-import { encodeSafetensors, modelMetadata, splitValidation, train, TrainerError } from "../src/trainer/index.js";
-import type { ThreadMessage, ThreadStart } from "./messages.js";
+// The worker_threads entry: each message is one training run (ThreadStart). The thread runs the
+// trainer on the data it was handed (from the start, or from a checkpoint's snapshot), reports each
+// epoch with its weights and full training state, ends with `done` or `error`, and waits for the
+// next run. No I/O here: the parent process persists what this thread reports.
+import { parentPort } from "node:worker_threads";
+import {
+  encodeSafetensors,
+  modelMetadata,
+  splitValidation,
+  train,
+  TrainerError,
+  type JobConfig,
+  type TrainerSnapshot,
+} from "../src/trainer/index.js";
+import { StopFlag, type ThreadMessage, type ThreadStart } from "./messages.js";
+import { decodeSnapshot, encodeSnapshot } from "./snapshot-codec.js";
 
-const start = workerData as ThreadStart;
 const post = (m: ThreadMessage, transfer: ArrayBuffer[] = []) => parentPort!.postMessage(m, transfer);
 
-try {
+/**
+ * A snapshot taken at the epoch where early stopping fired: resuming it must not train on. The
+ * trainer decides to stop inside that epoch, after reporting it, so the snapshot only shows it as
+ * a patience used up.
+ */
+function stoppedEarly(config: JobConfig, snap: TrainerSnapshot): boolean {
+  const early = snap.tracking.early;
+  return config.early_stopping !== undefined && early !== null && early.wait >= config.early_stopping.patience;
+}
+
+function run(start: ThreadStart): void {
   const { config, task } = start;
   const stop = new Int32Array(start.stopFlag);
   const seed = config.seed ?? 0;
@@ -15,13 +35,42 @@ try {
     start.val !== null
       ? { train: start.train, val: start.val }
       : splitValidation(start.train, "split" in config.validation ? config.validation.split : 0.2, seed);
-  const result = train(config, { train: data.train, val: data.val, task }, {
-    onEpoch(report, model) {
-      const weights = encodeSafetensors(model.exportTensors(), modelMetadata(config, { epoch: String(report.epoch) }));
-      post({ type: "epoch", report, weights }, [weights.buffer as ArrayBuffer]);
+  const resume = start.resume ? decodeSnapshot<TrainerSnapshot>(start.resume) : undefined;
+
+  if (resume && stoppedEarly(config, resume)) {
+    const restore = config.early_stopping?.restore_best_weights && resume.tracking.early?.weights;
+    post({
+      type: "done",
+      epochs: resume.epoch,
+      stopReason: "early_stopping",
+      bestEpoch: resume.tracking.bestEpoch,
+      bestValLoss: resume.tracking.bestValLoss,
+      restoredEpoch: restore ? resume.tracking.early!.bestEpoch : null,
+    });
+    return;
+  }
+
+  // Batches run since the last epoch boundary: "stop at the epoch's end" stops only at 0.
+  let batchesThisEpoch = 0;
+  const result = train(
+    config,
+    { train: data.train, val: data.val, task },
+    {
+      onEpoch(report, model, snapshot) {
+        batchesThisEpoch = 0;
+        const weights = encodeSafetensors(model.exportTensors(), modelMetadata(config, { epoch: String(report.epoch) }));
+        const state = encodeSnapshot(snapshot());
+        post({ type: "epoch", report, weights, state }, [weights.buffer as ArrayBuffer, state.buffer as ArrayBuffer]);
+      },
+      shouldStop: () => {
+        const flag = Atomics.load(stop, 0);
+        if (flag === StopFlag.now || (flag === StopFlag.atEpochEnd && batchesThisEpoch === 0)) return true;
+        batchesThisEpoch++;
+        return false;
+      },
     },
-    shouldStop: () => Atomics.load(stop, 0) !== 0,
-  });
+    resume,
+  );
   post({
     type: "done",
     epochs: result.epochs,
@@ -30,10 +79,17 @@ try {
     bestValLoss: result.bestValLoss,
     restoredEpoch: result.restoredEpoch,
   });
-} catch (err) {
-  const e = err instanceof Error ? err : new Error(String(err));
-  post({
-    type: "error",
-    error: { name: e.name, message: e.message, stack: e.stack, code: err instanceof TrainerError ? err.code : undefined },
-  });
 }
+
+// train() is synchronous: a run holds the thread, and the next message waits until it has ended.
+parentPort!.on("message", (start: ThreadStart) => {
+  try {
+    run(start);
+  } catch (err) {
+    const e = err instanceof Error ? err : new Error(String(err));
+    post({
+      type: "error",
+      error: { name: e.name, message: e.message, stack: e.stack, code: err instanceof TrainerError ? err.code : undefined },
+    });
+  }
+});

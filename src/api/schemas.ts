@@ -19,7 +19,7 @@ export const columnSchema = z.object({ name: z.string(), min: z.number(), max: z
 export const datasetSchema = z.object({
   id: z.string(),
   name: z.string(),
-  status: z.enum(["uploading", "ready", "failed"]),
+  status: z.enum(["uploading", "ready", "failed"]).describe("`uploading` while the file is still being received (not usable by jobs; an abandoned upload is deleted); `ready` once all of it is stored."),
   format: z.string(),
   rows: z.number().int(),
   input_shape: z.array(z.number().int()),
@@ -59,19 +59,26 @@ export function datasetView(d: DatasetRow): z.infer<typeof datasetSchema> {
 
 export const jobSchema = z.object({
   id: z.string(),
-  status: z.enum(["queued", "running", "cancelling", "succeeded", "failed", "cancelled"]),
+  status: z
+    .enum(["queued", "running", "cancelling", "succeeded", "failed", "cancelled"])
+    .describe("`queued -> running -> succeeded | failed | cancelled`; `cancelling` while a cancel is on its way to the worker."),
   stop_reason: z.string().nullable().describe("Why a succeeded job stopped: `max_epochs`, `early_stopping`."),
-  error: z.object({ code: z.string(), message: z.string() }).nullable(),
+  error: z
+    .object({ code: z.string(), message: z.string() })
+    .nullable()
+    .describe("Why a failed job failed: `diverged`, `invalid_config`, `dataset_mismatch`, `timeout` (max_runtime_seconds), `internal`."),
+  priority: z.number().int().describe("Higher runs first among queued jobs."),
   config: z.record(z.string(), z.unknown()).describe("The job config as stored, with every default filled in."),
   dataset_id: z.string(),
   validation_dataset_id: z.string().nullable(),
   epoch: z.number().int().describe("Last epoch whose metrics are stored."),
   best_epoch: z.number().int().nullable(),
   best_val_loss: z.number().nullable(),
-  attempts: z.number().int(),
+  attempts: z.number().int().describe("Deliveries to a worker so far (retries, resumes after a lost worker and hand-backs each count)."),
   created_at: z.string(),
-  started_at: z.string().nullable(),
+  started_at: z.string().nullable().describe("When a worker first started it; max_runtime_seconds counts from here."),
   finished_at: z.string().nullable(),
+  cancel_requested_at: z.string().nullable(),
 });
 
 export function jobView(j: JobRow): z.infer<typeof jobSchema> {
@@ -80,6 +87,7 @@ export function jobView(j: JobRow): z.infer<typeof jobSchema> {
     status: j.status,
     stop_reason: j.stopReason,
     error: j.errorCode ? { code: j.errorCode, message: j.errorMessage ?? "" } : null,
+    priority: j.priority,
     config: j.config as Record<string, unknown>,
     dataset_id: j.datasetId,
     validation_dataset_id: j.validationDatasetId,
@@ -90,6 +98,7 @@ export function jobView(j: JobRow): z.infer<typeof jobSchema> {
     created_at: j.createdAt.toISOString(),
     started_at: j.startedAt?.toISOString() ?? null,
     finished_at: j.finishedAt?.toISOString() ?? null,
+    cancel_requested_at: j.cancelRequestedAt?.toISOString() ?? null,
   };
 }
 

@@ -29,8 +29,11 @@ export async function createUploadingDataset(db: Db, name: string, format: strin
 
 export async function insertChunk(db: Db, datasetId: string, index: number, rows: number, x: Uint8Array): Promise<void> {
   // y is filled in by finishDataset: class indices are known only once every label has been seen.
-  await db.datasetChunk.create({
-    data: { datasetId, index, rows, x: toBytes(x), y: new Uint8Array(0) },
+  // Written through the dataset so that its updated_at moves with every chunk: an upload that
+  // stops moving was abandoned (see deleteAbandonedUploads).
+  await db.dataset.update({
+    where: { id: datasetId },
+    data: { chunks: { create: { index, rows, x: toBytes(x), y: new Uint8Array(0) } } },
   });
 }
 
@@ -68,6 +71,15 @@ export async function deleteDataset(db: Db, datasetId: string): Promise<void> {
   await db.dataset.deleteMany({ where: { id: datasetId } });
 }
 
+/**
+ * Deletes `uploading` datasets (and their chunks) that have not received a chunk since
+ * `staleBefore`: their upload was cut off with the process receiving it. Returns how many.
+ */
+export async function deleteAbandonedUploads(db: Db, staleBefore: Date): Promise<number> {
+  const res = await db.dataset.deleteMany({ where: { status: "uploading", updatedAt: { lt: staleBefore } } });
+  return res.count;
+}
+
 export async function findDataset(db: Db, id: string): Promise<DatasetRow | null> {
   return isId(id) ? db.dataset.findUnique({ where: { id } }) : null;
 }
@@ -75,9 +87,11 @@ export async function findDataset(db: Db, id: string): Promise<DatasetRow | null
 export async function listDatasets(db: Db, opts: { after?: string; limit: number }): Promise<DatasetRow[]> {
   const cursor = isId(opts.after) ? await db.dataset.findUnique({ where: { id: opts.after }, select: { createdAt: true, id: true } }) : null;
   return db.dataset.findMany({
-    where: cursor
-      ? { OR: [{ createdAt: { lt: cursor.createdAt } }, { createdAt: cursor.createdAt, id: { lt: cursor.id } }] }
-      : {},
+    where: {
+      // `failed` datasets are not served at all; `uploading` ones are listed with that status.
+      status: { not: "failed" },
+      ...(cursor ? { OR: [{ createdAt: { lt: cursor.createdAt } }, { createdAt: cursor.createdAt, id: { lt: cursor.id } }] } : {}),
+    },
     orderBy: [{ createdAt: "desc" }, { id: "desc" }],
     take: opts.limit + 1,
   });

@@ -36,3 +36,12 @@ export async function loadDatasetRows(db: Db, id: string): Promise<{ meta: repo.
   if (rows !== meta.rows) throw new Error(`dataset ${id}: chunks hold ${rows} rows, the summary says ${meta.rows}`);
   return { meta, x, y, rows };
 }
+
+/**
+ * Deletes uploads abandoned midway (the API process receiving them died, so its own cleanup never
+ * ran): `uploading` datasets that have received no chunk for `staleMs`. They were never visible as
+ * `ready`, and no job can use them. Returns how many were deleted.
+ */
+export async function sweepAbandonedUploads(db: Db, staleMs: number): Promise<number> {
+  return repo.deleteAbandonedUploads(db, new Date(Date.now() - staleMs));
+}

@@ -1,14 +1,53 @@
-// Use cases for jobs: submit (check the config against the data before anything is queued), read.
-import { randomInt } from "node:crypto";
+// Use cases for jobs: submit (check the config against the data before anything is queued;
+// idempotent with a key), read, cancel.
+import { createHash, randomInt } from "node:crypto";
 import { AppError } from "../errors.js";
+import type { Config } from "../config.js";
 import { checkFit, type JobConfig } from "../trainer/index.js";
 import type { Db } from "../db/client.js";
 import * as datasets from "../db/datasets.js";
 import * as jobs from "../db/jobs.js";
-import { enqueueTraining, type TrainingQueue } from "../queue/index.js";
+import { enqueueTraining, withTimeout, type TrainingQueue } from "../queue/index.js";
 
-export async function submitJob(db: Db, queue: TrainingQueue, parsed: JobConfig): Promise<jobs.JobRow> {
-  const dataset = await readyDataset(db, parsed.dataset_id, "dataset_id");
+export interface JobServiceDeps {
+  db: Db;
+  queue: TrainingQueue;
+  config: Pick<Config, "jobAttempts" | "jobBackoffMs" | "queueTimeoutMs">;
+}
+
+export interface Submitted {
+  job: jobs.JobRow;
+  /** False when an earlier request with the same Idempotency-Key and body created the job. */
+  created: boolean;
+  /** False when Redis could not be reached: the job is stored and a worker's reconciliation
+   *  sweep enqueues it once Redis is back. */
+  enqueued: boolean;
+}
+
+/**
+ * Stores a job and queues it. A job is accepted once it is in PostgreSQL: if Redis is down the
+ * enqueue is left to the workers' reconciliation, which re-enqueues every queued job Redis lacks.
+ *
+ * With an Idempotency-Key, the same key and the same body (compared as canonical JSON after
+ * defaults, before a random seed is drawn) return the job the first request created; the same key
+ * with another body is a 422.
+ */
+export async function submitJob(deps: JobServiceDeps, parsed: JobConfig, opts: { idempotencyKey?: string } = {}): Promise<Submitted> {
+  const { db } = deps;
+  const key = opts.idempotencyKey;
+  const requestHash = key === undefined ? null : hashRequest(parsed);
+  // Both lookups at once; a replay wins over whatever the dataset lookup says (the dataset may
+  // have changed since the first request).
+  const [earlier, datasetResult] = await Promise.all([
+    key !== undefined ? jobs.findJobByIdempotencyKey(db, key) : null,
+    readyDataset(db, parsed.dataset_id, "dataset_id").then(
+      (row) => ({ row }),
+      (error: unknown) => ({ error }),
+    ),
+  ]);
+  if (earlier) return replay(deps, earlier, requestHash!);
+  if ("error" in datasetResult) throw datasetResult.error;
+  const dataset = datasetResult.row;
   let validationDatasetId: string | null = null;
   if ("dataset_id" in parsed.validation) {
     const val = await readyDataset(db, parsed.validation.dataset_id, "validation.dataset_id");
@@ -43,20 +82,118 @@ export async function submitJob(db: Db, queue: TrainingQueue, parsed: JobConfig)
     model: { ...parsed.model, input_shape: parsed.model.input_shape ?? dataset.inputShape },
     seed: parsed.seed ?? randomInt(0, 2 ** 31),
   };
-  const job = await jobs.createJob(db, { config, datasetId: dataset.id, validationDatasetId, priority: 0 });
-  try {
-    await enqueueTraining(queue, job.id);
-  } catch (err) {
-    await jobs.deleteJob(db, job.id).catch(() => undefined);
-    throw new AppError("unavailable", "The job queue is unavailable; the job was not accepted. Try again.", null);
+  const row = { config, datasetId: dataset.id, validationDatasetId, priority: config.priority };
+  let job: jobs.JobRow;
+  if (key !== undefined) {
+    const made = await jobs.createJobOnce(db, { ...row, idempotencyKey: key, requestHash });
+    if (!made) {
+      // A concurrent request with the same key won the unique index.
+      const earlier = await jobs.findJobByIdempotencyKey(db, key);
+      if (!earlier) throw new Error(`idempotency key ${JSON.stringify(key)} is taken but its job cannot be read`);
+      return replay(deps, earlier, requestHash!);
+    }
+    job = made;
+  } else {
+    job = await jobs.createJob(db, row);
   }
-  return job;
+  return { job, created: true, enqueued: await tryEnqueue(deps, job) };
+}
+
+async function replay(deps: JobServiceDeps, earlier: jobs.JobRow, requestHash: string): Promise<Submitted> {
+  if (earlier.requestHash !== requestHash) {
+    throw new AppError(
+      "idempotency_key_reused",
+      `This Idempotency-Key was first used for job ${earlier.id} with a different body; use a new key for a different job.`,
+      "Idempotency-Key",
+    );
+  }
+  // The first request may have stored the job without reaching Redis: try again (a no-op if it did).
+  const enqueued = earlier.status === "queued" ? await tryEnqueue(deps, earlier) : true;
+  return { job: earlier, created: false, enqueued };
+}
+
+async function tryEnqueue(deps: JobServiceDeps, job: jobs.JobRow): Promise<boolean> {
+  const policy = { attempts: deps.config.jobAttempts, backoffMs: deps.config.jobBackoffMs };
+  try {
+    await withTimeout(enqueueTraining(deps.queue, job, policy), deps.config.queueTimeoutMs, `enqueue job ${job.id}`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** sha256 of the request's canonical JSON (keys sorted at every level). */
+export function hashRequest(value: unknown): string {
+  return createHash("sha256").update(canonicalJson(value)).digest("hex");
+}
+
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (value !== null && typeof value === "object") {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
 }
 
 export async function getJob(db: Db, id: string): Promise<jobs.JobRow> {
   const job = await jobs.findJob(db, id);
   if (!job) throw new AppError("job_not_found", `No job has id ${id}.`, "id");
   return job;
+}
+
+/** BullMQ states in which no worker holds the job, so removing it from Redis ends it. */
+const UNHELD_STATES = new Set(["waiting", "prioritized", "delayed", "waiting-children", "failed"]);
+
+/**
+ * Cancels a queued or running job, from any API process, whichever worker has it.
+ *
+ * The row becomes `cancelling` first (one conditional UPDATE), so the cancel is never lost: a
+ * worker picking the job up at that moment sees `cancelling` when it claims the job, and a worker
+ * already training it sees `cancel_requested_at` within its poll interval and stops the thread
+ * between batches. Then, if the job is only waiting in Redis, it is removed there and cancelled
+ * here at once. Returns the job as it stands: `cancelled`, or still `cancelling` while the cancel
+ * is on its way to a worker.
+ */
+export async function cancelJob(deps: JobServiceDeps, id: string): Promise<jobs.JobRow> {
+  const { db, queue } = deps;
+  const before = await getJob(db, id);
+  if (jobs.isTerminal(before.status)) throw finished(before);
+  const job = await jobs.requestCancel(db, id);
+  if (!job) throw new AppError("job_not_found", `No job has id ${id}.`, "id");
+  if (jobs.isTerminal(job.status)) throw finished(job);
+
+  let removed = false;
+  try {
+    const t = deps.config.queueTimeoutMs;
+    const state = await withTimeout(queue.getJobState(id), t, `state of job ${id}`);
+    // `unknown`: Redis lost it (a restart); the reconciliation sweep ends it, or a worker does.
+    if (UNHELD_STATES.has(state)) removed = (await withTimeout(queue.remove(id), t, `remove job ${id}`)) === 1;
+  } catch {
+    // Redis is unavailable: the job stays `cancelling`; whoever touches it next ends it.
+  }
+  if (removed) {
+    await jobs.finishJob(db, id, { status: "cancelled" }, [cancelledEvent(job.epoch)], ["cancelling"]);
+  }
+  return getJob(db, id);
+}
+
+export function cancelledEvent(epoch: number): jobs.EventWrite {
+  return {
+    type: "cancelled",
+    key: "cancelled",
+    message:
+      epoch > 0
+        ? `Cancelled after epoch ${epoch}; the metrics and checkpoints written so far are kept.`
+        : "Cancelled before training started.",
+    epoch: epoch > 0 ? epoch : undefined,
+  };
+}
+
+function finished(job: jobs.JobRow): AppError {
+  return new AppError("job_finished", `Job ${job.id} has already ended (${job.status}); there is nothing to cancel.`, "id");
 }
 
 async function readyDataset(db: Db, id: string, param: string): Promise<datasets.DatasetRow> {

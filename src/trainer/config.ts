@@ -74,6 +74,23 @@ export const jobConfigSchema = z
     validate_every: z.number().int().min(1).default(1).describe("Validate every N epochs, and always after the last."),
     early_stopping: earlyStoppingSchema.optional(),
     augmentation: augmentationSchema,
+    priority: z
+      .number()
+      .int()
+      .min(-1000)
+      .max(1000)
+      .default(0)
+      .describe("Among queued jobs, higher runs first (-1000 to 1000); equal priorities run in submission order. Default 0."),
+    max_runtime_seconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(30 * 86400)
+      .default(86400)
+      .describe(
+        "Wall-clock limit counted from the job's first start. Past it the job stops between batches and fails with error code " +
+          "`timeout`; the metrics and checkpoints it has written stay. Default 86400 (one day).",
+      ),
   })
   .describe("A training job.");
 /** A parsed config, defaults filled in. */

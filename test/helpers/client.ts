@@ -3,14 +3,14 @@ import { expect } from "vitest";
 import { waitFor, type Stack } from "./stack.js";
 
 export function client(stack: Stack) {
-  async function api(method: string, path: string, body?: unknown) {
+  async function api(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
     const res = await fetch(`${stack.baseUrl}${path}`, {
       method,
-      headers: body === undefined ? {} : { "content-type": "application/json" },
+      headers: body === undefined ? headers : { "content-type": "application/json", ...headers },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : null };
+    return { status: res.status, body: text ? JSON.parse(text) : null, headers: res.headers };
   }
 
   async function uploadCsv(csv: string, query: string) {
@@ -34,7 +34,7 @@ export function client(stack: Stack) {
         return ["succeeded", "failed", "cancelled"].includes(job.status);
       },
       timeoutMs,
-      () => `job ${JSON.stringify(job)}\nworker:\n${stack.worker.output()}`,
+      () => `job ${JSON.stringify(job)}\n${stack.workers.map((w, i) => `worker ${i}:\n${w.output()}`).join("\n")}`,
     );
     return job;
   }
@@ -43,5 +43,25 @@ export function client(stack: Stack) {
     return (await api("GET", `/v1/jobs/${id}/metrics`)).body.data as any[];
   }
 
-  return { api, uploadCsv, submit, waitForJob, metrics };
+  async function getJob(id: string) {
+    return (await api("GET", `/v1/jobs/${id}`)).body;
+  }
+
+  /** Waits until the job has stored at least `epoch` epochs; returns the job. */
+  async function waitForEpoch(id: string, epoch: number, timeoutMs = 120_000) {
+    let job: any;
+    await waitFor(
+      async () => {
+        job = await getJob(id);
+        if (["succeeded", "failed", "cancelled"].includes(job.status)) throw new Error(`job ended before epoch ${epoch}: ${JSON.stringify(job)}`);
+        return job.epoch >= epoch;
+      },
+      timeoutMs,
+      () => `job ${JSON.stringify(job)}`,
+      25,
+    );
+    return job;
+  }
+
+  return { api, uploadCsv, submit, waitForJob, waitForEpoch, getJob, metrics };
 }

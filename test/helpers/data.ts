@@ -38,3 +38,48 @@ export function blobsCsv(rows: number, seed: number): { csv: string; x: number[]
   }
   return { csv: lines.join("\n") + "\n", x, labels };
 }
+
+/**
+ * MNIST-shaped rows (784 features in [0, 1], 10 classes), for W1-sized models (784-256-128-10):
+ * class k lights up a band of rows around 2k + 4 of a 28x28 image, plus noise. The label column
+ * `digit` comes last. Two decimals keep the CSV small (about 3.7 kB per row).
+ */
+export function digitsCsv(rows: number, seed: number): string {
+  const rand = testRng(seed);
+  const header = [...Array.from({ length: 784 }, (_, i) => `p${i}`), "digit"].join(",");
+  const lines = [header];
+  for (let r = 0; r < rows; r++) {
+    const label = r % 10;
+    const band = 2 * label + 4;
+    const values: string[] = [];
+    for (let y = 0; y < 28; y++) {
+      for (let x = 0; x < 28; x++) {
+        const lit = Math.abs(y - band) <= 1 ? 0.6 : 0;
+        values.push(Math.min(1, lit + 0.3 * rand()).toFixed(2));
+      }
+    }
+    values.push(String(label));
+    lines.push(values.join(","));
+  }
+  return lines.join("\n") + "\n";
+}
+
+/** A job config for the W1 model (784-256-128-10 MLP, batch 64) on a digitsCsv dataset. */
+export function w1Config(datasetId: string, overrides: Record<string, unknown> = {}) {
+  return {
+    dataset_id: datasetId,
+    validation: { split: 0.2 },
+    model: {
+      layers: [
+        { type: "dense", units: 256, activation: "relu" },
+        { type: "dense", units: 128, activation: "relu" },
+        { type: "dense", units: 10 },
+      ],
+    },
+    loss: "cross_entropy",
+    optimizer: { type: "sgd", lr: 0.05, momentum: 0.9 },
+    batch_size: 64,
+    seed: 7,
+    ...overrides,
+  };
+}

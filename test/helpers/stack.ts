@@ -28,8 +28,9 @@ export function uniqueQueueName(label: string): string {
 }
 
 /** Removes every key of a test queue from Redis. */
-export async function obliterateQueue(name: string): Promise<void> {
-  const q = new Queue(name, { connection: { url: REDIS_URL } });
+export async function obliterateQueue(name: string, redisUrl = REDIS_URL): Promise<void> {
+  const q = new Queue(name, { connection: { url: redisUrl, maxRetriesPerRequest: 1 } });
+  q.on("error", () => undefined);
   await q.obliterate({ force: true }).catch(() => undefined);
   await q.close();
 }
@@ -79,41 +80,136 @@ export function startProcess(entry: string, env: Record<string, string>): Proc {
 export interface Stack {
   baseUrl: string;
   api: Proc;
+  /** The first worker (undefined with `workers: 0` until startWorker is called). */
   worker: Proc;
+  /** Every worker process started so far, including stopped ones. */
+  workers: Proc[];
   db: TestDatabase;
   queueName: string;
+  /** The environment every process of the stack gets. */
+  env: Record<string, string>;
+  /** Starts another worker process on the same database and queue. */
+  startWorker(extraEnv?: Record<string, string>): Proc;
   close(): Promise<void>;
 }
 
-/** A migrated database, the API process and one worker process, all on fresh names. */
-export async function startStack(label: string): Promise<Stack> {
+export interface StackOptions {
+  /** Worker processes to start with the API (default 1). */
+  workers?: number;
+  /** Extra environment for every process (e.g. WORKER_LOCK_MS), and the Redis to use. */
+  env?: Record<string, string>;
+}
+
+/** A migrated database, the API process and worker processes, all on fresh names. */
+export async function startStack(label: string, opts: StackOptions = {}): Promise<Stack> {
   const db = await createTestDatabase(label);
   const queueName = uniqueQueueName(label);
   const port = await freePort();
-  const env = { DATABASE_URL: db.url, REDIS_URL, QUEUE_NAME: queueName, PORT: String(port), HOST: "127.0.0.1" };
+  const env = { DATABASE_URL: db.url, REDIS_URL, QUEUE_NAME: queueName, PORT: String(port), HOST: "127.0.0.1", ...opts.env };
   const api = startProcess("src/api/server.ts", env);
-  const worker = startProcess("workers/main.ts", env);
+  const workers: Proc[] = [];
+  const startWorker = (extraEnv: Record<string, string> = {}) => {
+    const w = startProcess("workers/main.ts", { ...env, ...extraEnv });
+    workers.push(w);
+    return w;
+  };
+  for (let i = 0; i < (opts.workers ?? 1); i++) startWorker();
   const baseUrl = `http://127.0.0.1:${port}`;
   await waitFor(async () => (await fetch(`${baseUrl}/readyz`).catch(() => null))?.status === 200, 30_000, () => api.output());
   return {
     baseUrl,
     api,
-    worker,
+    get worker() {
+      return workers[0];
+    },
+    workers,
     db,
     queueName,
+    env,
+    startWorker,
     async close() {
-      await Promise.all([api.stop(), worker.stop()]);
-      await obliterateQueue(queueName);
+      await Promise.all([api.stop(), ...workers.map((w) => w.stop())]);
+      await obliterateQueue(queueName, env.REDIS_URL);
       await db.drop();
     },
   };
 }
 
-export async function waitFor(check: () => Promise<boolean>, timeoutMs: number, context?: () => string): Promise<void> {
+/** A redis-server of the test's own, keeping nothing on disk, so a restart empties it. */
+export interface TestRedis {
+  url: string;
+  port: number;
+  /** Kills it (SIGKILL: no chance to save anything) and waits until it is gone. */
+  kill(): Promise<void>;
+  /** Starts it again on the same port, empty. */
+  start(): Promise<void>;
+}
+
+export async function startRedis(): Promise<TestRedis> {
+  const port = await freePort();
+  let child: ChildProcess | null = null;
+  const start = async () => {
+    child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
+    const { Redis } = await import("ioredis");
+    await waitFor(async () => {
+      const r = new Redis({ port, host: "127.0.0.1", lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      r.on("error", () => undefined);
+      try {
+        await r.connect();
+        return (await r.ping()) === "PONG";
+      } catch {
+        return false;
+      } finally {
+        r.disconnect();
+      }
+    }, 10_000);
+  };
+  const kill = async () => {
+    const c = child;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      c.once("exit", () => resolve());
+      c.kill("SIGKILL");
+    });
+  };
+  await start();
+  return { url: `redis://127.0.0.1:${port}`, port, kill, start };
+}
+
+/**
+ * Makes a test database unreachable: new connections are refused and open ones are cut, as when
+ * the server restarts. `allow` makes it reachable again.
+ */
+export async function blockDatabase(databaseUrl: string): Promise<void> {
+  const name = new URL(databaseUrl).pathname.slice(1);
+  await adminQuery(databaseUrl, `ALTER DATABASE "${name}" ALLOW_CONNECTIONS false`);
+  await adminQuery(databaseUrl, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", [name]);
+}
+
+export async function allowDatabase(databaseUrl: string): Promise<void> {
+  const name = new URL(databaseUrl).pathname.slice(1);
+  await adminQuery(databaseUrl, `ALTER DATABASE "${name}" ALLOW_CONNECTIONS true`);
+}
+
+/** Runs a statement on the server's `postgres` database. */
+export async function adminQuery(databaseUrl: string, sql: string, params: unknown[] = []): Promise<unknown[]> {
+  const { default: pg } = await import("pg");
+  const url = new URL(databaseUrl);
+  url.pathname = "/postgres";
+  const client = new pg.Client({ connectionString: url.toString() });
+  await client.connect();
+  try {
+    return (await client.query(sql, params)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+export async function waitFor(check: () => Promise<boolean>, timeoutMs: number, context?: () => string, intervalMs = 100): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check()) return;
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, intervalMs));
   }
   throw new Error(`timed out after ${timeoutMs} ms${context ? `\n${context()}` : ""}`);
 }

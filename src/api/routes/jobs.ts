@@ -15,13 +15,44 @@ export const jobRoutes = (ctx: AppContext): FastifyPluginAsyncZod => async (app)
     schema: {
       tags: ["jobs"],
       summary: "Submit a training job",
-      description: "The config is checked against the dataset before anything is queued: a config that cannot work is a 422 naming the field.",
+      description:
+        "The config is checked against the dataset before anything is queued: a config that cannot work is a 422 naming the field. " +
+        "With an `Idempotency-Key` header, repeating the request (same key, same body) returns the job the first one created " +
+        "(200 instead of 201, same id); the same key with a different body is a 422 `idempotency_key_reused`.",
+      headers: z.object({
+        "idempotency-key": z
+          .string()
+          .min(1)
+          .max(255)
+          .optional()
+          .describe("A client-chosen unique string (e.g. a UUID) that makes retrying this request safe."),
+      }),
       body: jobConfigSchema,
-      response: { 201: jobSchema, 404: errorSchema, 409: errorSchema, 422: errorSchema },
+      response: { 200: jobSchema, 201: jobSchema, 404: errorSchema, 409: errorSchema, 422: errorSchema },
     },
   }, async (req, reply) => {
-    const job = await service.submitJob(ctx.db, ctx.queue, req.body);
-    return reply.code(201).send(jobView(job));
+    const submitted = await service.submitJob(ctx, req.body, { idempotencyKey: req.headers["idempotency-key"] });
+    if (!submitted.enqueued) {
+      req.log.warn({ jobId: submitted.job.id }, "job stored but Redis is unavailable; a worker's reconciliation will enqueue it");
+    }
+    if (!submitted.created) void reply.header("idempotent-replayed", "true");
+    return reply.code(submitted.created ? 201 : 200).send(jobView(submitted.job));
+  });
+
+  app.post("/v1/jobs/:id/cancel", {
+    schema: {
+      tags: ["jobs"],
+      summary: "Cancel a queued or running job",
+      description:
+        "A queued job is taken out of the queue and is `cancelled` at once (200). A running job becomes `cancelling` (202) and its " +
+        "worker stops it between batches, usually well within a second; it then ends `cancelled`, keeping the metrics and " +
+        "checkpoints written so far. Cancelling a job that has already ended is a 409 `job_finished`.",
+      params: idParams,
+      response: { 200: jobSchema, 202: jobSchema, 404: errorSchema, 409: errorSchema },
+    },
+  }, async (req, reply) => {
+    const job = await service.cancelJob(ctx, req.params.id);
+    return reply.code(job.status === "cancelling" ? 202 : 200).send(jobView(job));
   });
 
   app.get("/v1/jobs", {

@@ -24,6 +24,8 @@ describe("jobConfigSchema", () => {
       shuffle: true,
       validate_every: 1,
       augmentation: { horizontal_flip: 0, brightness: 0, noise_std: 0, translate: 0 },
+      priority: 0,
+      max_runtime_seconds: 86400,
     });
   });
 

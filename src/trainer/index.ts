@@ -6,7 +6,7 @@ export { inferShapes } from "./shapes.js";
 export { TrainerError, type TrainerErrorCode } from "./errors.js";
 export { Rng, RngStream, permutation, shuffleInPlace, type RngState } from "./rng.js";
 export { splitValidation, type TrainSet } from "./data.js";
-export { jsKernels, kernels, type Floats, type Kernels } from "./kernels.js";
+export { jsKernels, kernels, kernelsChoice, setKernels, wasmKernels, type Floats, type Kernels } from "./kernels.js";
 export { createLoss, lossFits, type Loss } from "./losses.js";
 export { buildModel, Model, type BuildOptions, type Dtype } from "./model.js";
 export type { Layer, NamedTensor } from "./layers/layer.js";

@@ -1,15 +1,20 @@
 // The numeric kernels every layer calls: matrix multiplies, convolution, pooling and elementwise
 // activations. They are kept together, behind the `Kernels` interface, because this is where the
-// time goes; a later issue swaps in WebAssembly SIMD versions without touching the layers.
+// time goes, and so that the WebAssembly SIMD versions slot in without touching the layers.
 //
 // All matrices are dense and row-major; a batch of images is [rows, C, H, W]. Kernels take explicit
 // sizes and only touch the first values of their buffers that those sizes cover, so a layer can keep
 // one buffer sized for the largest batch and reuse it for smaller ones without slicing (no
 // allocation per step).
 //
-// Every multiply, transposed or not, is one register-tiled kernel (see gemm). Convolution is
-// im2col + that kernel, one sample at a time; the patches of a training batch may be kept from
+// This file holds the interface and the plain TypeScript kernels, `jsKernels`, which are the
+// reference: wasm/ implements the same interface in WebAssembly SIMD (`wasmKernels`), and `kernels`
+// is whichever of the two is switched on (setKernels).
+//
+// In the JS kernels every multiply, transposed or not, is one register-tiled kernel (see gemm).
+// Convolution is im2col + that kernel, one sample at a time; the patches of a training batch may be kept from
 // forward to backward (see conv2dScratchSize).
+import { createWasmKernels } from "./wasm/wasm-kernels.js";
 
 /** Parameter and activation storage: float32 for training, float64 for gradient checks. */
 export type Floats = Float32Array | Float64Array;
@@ -58,7 +63,8 @@ export interface Kernels {
    *  keeps the patches of up to `keptRows` samples for backward (0: patches are recomputed). */
   conv2dScratchSize(g: WindowGeometry, keptRows: number): number;
   /** output[rows, filters, oH, oW] = weight ⊛ input[rows, C, H, W] + bias[filters]. With
-   *  `keepPatches` (rows at most the scratch's keptRows) the patches stay in scratch for backward. */
+   *  `keepPatches` (rows at most the scratch's keptRows) the patches stay in scratch for backward,
+   *  in a layout of the implementation's own (the WebAssembly kernels keep them transposed). */
   conv2d(
     input: Floats,
     weight: Floats,
@@ -723,5 +729,28 @@ export const jsKernels: Kernels = {
   },
 };
 
-/** The kernels layers use. One place to switch implementations. */
-export const kernels: Kernels = jsKernels;
+/**
+ * The WebAssembly SIMD kernels (wasm/kernels.wat): every call whose arrays live in the float32
+ * arena (wasm/arena.ts) runs there; any other call (float64 models, foreign arrays) runs the JS
+ * kernels above. Without WebAssembly this is jsKernels.
+ */
+export const wasmKernels: Kernels = createWasmKernels(jsKernels);
+
+/** Which implementation `kernels` is. */
+export type KernelsChoice = "wasm" | "js";
+
+/**
+ * The kernels layers use (a live binding: setKernels changes what every layer calls). WebAssembly
+ * by default.
+ */
+export let kernels: Kernels = wasmKernels;
+
+/** Switches every layer to the WebAssembly kernels or to the JS reference (tests, benchmarks).
+ *  Switch between steps, not between a forward pass and its backward pass. */
+export function setKernels(choice: KernelsChoice): void {
+  kernels = choice === "wasm" ? wasmKernels : jsKernels;
+}
+
+export function kernelsChoice(): KernelsChoice {
+  return kernels === jsKernels ? "js" : "wasm";
+}

@@ -17,6 +17,7 @@ import { Pool2dLayer } from "./layers/pool2d.js";
 import { Rng, RngStream, type RngState } from "./rng.js";
 import type { LayerSpec } from "./schema/layers.js";
 import { inferShapes, product } from "./shapes.js";
+import { allocFloat32 } from "./wasm/arena.js";
 
 export type Dtype = "float32" | "float64";
 
@@ -154,8 +155,10 @@ export class Model {
     }
   }
 
+  /** float32 arrays live in the WebAssembly arena, where the kernels work on them in place;
+   *  float64 ones (gradient checks) are ordinary arrays, on which the JS kernels run. */
   private newArray(length: number): Floats {
-    return this.dtype === "float64" ? new Float64Array(length) : new Float32Array(length);
+    return this.dtype === "float64" ? new Float64Array(length) : allocFloat32(length);
   }
 
   /** Makes sure batches of `rows` rows fit; buffers only ever grow, so steady state allocates nothing. */

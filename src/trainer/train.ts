@@ -18,6 +18,7 @@ import { createOptimizer, type OptimizerState } from "./optimizers/optimizer.js"
 import { Rng, RngStream, shuffleInPlace, type RngState } from "./rng.js";
 import { createSchedule, resolveMode, type ScheduleState } from "./schedules.js";
 import type { Monitor } from "./schema/schedule.js";
+import { allocFloat32 } from "./wasm/arena.js";
 
 /** The augmentation stream of a job seed (next to init, shuffle, split and dropout). */
 const AUGMENT_STREAM = 4;
@@ -121,11 +122,12 @@ export function train(config: JobConfig, data: TrainData, hooks: TrainHooks, res
 
   // Every buffer is allocated here, once; the steps below allocate nothing.
   model.reserve(batchSize);
+  // In the kernels' arena (as the model's own buffers), so they run on the batch in place.
   const scratch = {
-    x: new Float32Array(batchSize * trainSet.inputWidth),
-    y: new Float32Array(batchSize * trainSet.targetWidth),
+    x: allocFloat32(batchSize * trainSet.inputWidth),
+    y: allocFloat32(batchSize * trainSet.targetWidth),
   };
-  const lossGrad = new Float32Array(batchSize * model.outputWidth);
+  const lossGrad = allocFloat32(batchSize * model.outputWidth);
   const order = new Uint32Array(rows);
 
   let tracking: TrackingState = {

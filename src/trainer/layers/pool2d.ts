@@ -4,6 +4,7 @@
 import { kernels, type Floats, type WindowGeometry } from "../kernels.js";
 import type { Pool2dLayerSpec } from "../schema/layers.js";
 import { asImage, windowGeometry } from "../shapes.js";
+import { allocInt32 } from "../wasm/arena.js";
 import { NONE, ParameterFreeLayer, type LayerContext } from "./layer.js";
 
 export class Pool2dLayer extends ParameterFreeLayer {
@@ -13,7 +14,7 @@ export class Pool2dLayer extends ParameterFreeLayer {
   private output: Floats = NONE;
   private inputGrad: Floats = NONE;
   /** Max pooling: where in the batch's input each output came from, for backward. */
-  private argmax = new Int32Array(0);
+  private argmax: Int32Array = new Int32Array(0);
 
   constructor(spec: Pool2dLayerSpec, context: LayerContext) {
     super(context);
@@ -25,7 +26,8 @@ export class Pool2dLayer extends ParameterFreeLayer {
 
   allocate(capacity: number, newArray: (length: number) => Floats): void {
     this.output = newArray(capacity * this.outWidth);
-    if (this.kind === "max") this.argmax = new Int32Array(capacity * this.outWidth);
+    // In the kernels' arena with the other buffers, so that the WebAssembly kernels can write it.
+    if (this.kind === "max") this.argmax = allocInt32(capacity * this.outWidth);
     if (this.needsInputGrad) this.inputGrad = newArray(capacity * this.inWidth);
   }
 

@@ -1,12 +1,14 @@
 // What every optimizer shares: clipping, the step counter, and exporting and importing its named
 // state buffers. A subclass declares its buffers and writes `update`, the update rule proper.
 import type { Floats } from "../kernels.js";
+import { allocFloat32 } from "../wasm/arena.js";
 import { clipGradNorm } from "./clip.js";
 import type { Optimizer, OptimizerState, OptimizerType } from "./optimizer.js";
 
-/** A zeroed buffer with one value per parameter, in the parameters' precision. */
+/** A zeroed buffer with one value per parameter, in the parameters' precision (float32 in the
+ *  kernels' arena, beside the parameters). */
 export function zerosLike(params: Floats): Floats {
-  return params instanceof Float64Array ? new Float64Array(params.length) : new Float32Array(params.length);
+  return params instanceof Float64Array ? new Float64Array(params.length) : allocFloat32(params.length);
 }
 
 export abstract class ParamOptimizer implements Optimizer {

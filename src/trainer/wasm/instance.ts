@@ -1,0 +1,109 @@
+// Compiles kernels.wat's binary (generated into kernels-wasm.ts at install time) and instantiates it
+// on the arena's memory. Compiled once per thread, on first use; a helper thread can be given the
+// compiled module and the memory and call instantiateKernels itself.
+import { arenaMemory } from "./arena.js";
+import { KERNELS_WASM_BASE64 } from "./kernels-wasm.js";
+
+/** The functions of kernels.wat. Pointers are byte addresses; sizes and strides count floats. */
+export interface KernelExports {
+  gemm_work_bytes(): number;
+  /** Products of at most this many multiply-adds skip packing (same results either way). */
+  small_gemm: WebAssembly.Global;
+  gemm(
+    a: number,
+    aRow: number,
+    aCol: number,
+    b: number,
+    bRow: number,
+    bCol: number,
+    c: number,
+    ldc: number,
+    i0: number,
+    i1: number,
+    k: number,
+    n: number,
+    accumulate: number,
+    work: number,
+  ): void;
+  dot_nt(a: number, lda: number, b: number, ldb: number, c: number, ldc: number, i0: number, i1: number, k: number, n: number, accumulate: number): void;
+  zero_rows(c: number, ldc: number, i0: number, i1: number, n: number): void;
+  copy_rows(c: number, ldc: number, i0: number, i1: number, n: number, values: number): void;
+  fill_rows(c: number, ldc: number, i0: number, i1: number, n: number, values: number): void;
+  sum_rows(a: number, out: number, m: number, n: number, j0: number, j1: number): void;
+  add_row_sums(a: number, out: number, n: number, r0: number, r1: number): void;
+  relu(x: number, count: number): void;
+  relu_backward(y: number, grad: number, count: number): void;
+  tanh_backward(y: number, grad: number, count: number): void;
+  sigmoid_backward(y: number, grad: number, count: number): void;
+  max_pool_2x2(
+    input: number,
+    output: number,
+    argmax: number,
+    planes: number,
+    height: number,
+    width: number,
+    outHeight: number,
+    outWidth: number,
+  ): void;
+  max_pool_backward(gradOutput: number, argmax: number, inputGrad: number, count: number, inputCount: number): void;
+  /** The geometry arguments: channels, height, width, kernelH, kernelW, strideH, strideW, padTop,
+   *  padLeft, outHeight, outWidth (as WindowGeometry). */
+  im2col(input: number, col: number, ...geometry: number[]): void;
+  col2im(col: number, inputGrad: number, ...geometry: number[]): void;
+  /** im2col and col2im in the transposed layout, [K, positions] (see kernels.wat). */
+  im2col_t(input: number, colT: number, ...geometry: number[]): void;
+  col2im_t(colT: number, inputGrad: number, ...geometry: number[]): void;
+}
+
+const BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/** Standard base64 (with or without padding) to bytes. */
+export function decodeBase64(text: string): Uint8Array<ArrayBuffer> {
+  const digits = new Uint8Array(128);
+  for (let i = 0; i < BASE64.length; i++) digits[BASE64.charCodeAt(i)] = i;
+  const clean = text.replace(/=+$/, "");
+  const out = new Uint8Array(Math.floor((clean.length * 3) / 4));
+  let bits = 0;
+  let value = 0;
+  let o = 0;
+  for (let i = 0; i < clean.length; i++) {
+    value = (value << 6) | digits[clean.charCodeAt(i)];
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[o++] = (value >> bits) & 0xff;
+    }
+  }
+  return out;
+}
+
+let compiled: WebAssembly.Module | null | undefined;
+
+/** The compiled kernels module (compiled once per thread), or null if this runtime cannot. */
+export function kernelsModule(): WebAssembly.Module | null {
+  if (compiled === undefined) {
+    try {
+      compiled = new WebAssembly.Module(decodeBase64(KERNELS_WASM_BASE64));
+    } catch {
+      compiled = null; // no WebAssembly SIMD here
+    }
+  }
+  return compiled;
+}
+
+/** An instance of the kernels on `memory` (the arena's, possibly shared from another thread). */
+export function instantiateKernels(module: WebAssembly.Module, memory: WebAssembly.Memory): KernelExports {
+  return new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as KernelExports;
+}
+
+let instance: KernelExports | null | undefined;
+
+/** This thread's kernels on the arena, instantiated on first use; null without WebAssembly. */
+export function kernelExports(): KernelExports | null {
+  if (instance === undefined) {
+    const module = kernelsModule();
+    const memory = arenaMemory();
+    instance = module && memory ? instantiateKernels(module, memory) : null;
+  }
+  return instance;
+}

@@ -1,0 +1,320 @@
+// The Kernels interface on the WebAssembly kernels of kernels.wat. A call runs in WebAssembly when
+// its arrays are Float32Array views of the arena (see arena.ts), which is where a float32 model
+// keeps everything; the kernels then read and write them in place. Otherwise the call goes to the
+// JS reference kernels, which is how float64 models (gradient checks) and arbitrary callers work.
+// One exception saves a copy of the whole batch on the JS side: a read-only float32 operand outside
+// the arena (a caller's input batch, e.g. through Model.predict) is copied into an arena staging
+// buffer first, so the product still runs in WebAssembly.
+//
+// Results agree with the JS kernels to float32 rounding: matrix products accumulate in float32
+// here (in float64 in JS); elementwise kernels give the same float32 values bit for bit. Each is
+// deterministic: it does not depend on sizes of blocks or on how rows are split.
+//
+// Threads: every call here runs on this thread, but the work is laid out to be split. Each GEMM
+// covers rows [i0, i1) of its output with its own work area (gemm_work_bytes), and each output
+// value is computed the same way whatever the range; the convolution passes are functions of a
+// range of samples (forward, input gradients) or of filters (weight and bias gradients). A pool can
+// hand those ranges to helper threads that instantiate the same module on the same memory
+// (instance.ts: kernelsModule, instantiateKernels; arena.ts: arenaMemory), each with its own work
+// area, and get the same bits. (The input-gradient pass also needs one dColT area per thread.)
+import type { Floats, Kernels, WindowGeometry } from "../kernels.js";
+import { allocFloat32, arenaAddress, arenaAddressInt32 } from "./arena.js";
+import { kernelExports, type KernelExports } from "./instance.js";
+
+/**
+ * Elementwise calls on fewer values than this go to the JS kernels, which are faster there than
+ * a call into WebAssembly (measured: relu on 8 values takes 15 ns in JS and 47 ns here; on 32, 67
+ * and 55 ns). They give the same bits either way. (Products always run here, however small: a
+ * row's result must not depend on how many rows share the call, and kernels.wat has an unpacked
+ * path for small products.)
+ */
+const SMALL_COUNT = 32;
+
+/** A growable arena buffer for copies of read-only operands that live outside the arena. */
+class Staging {
+  private buffer: Float32Array = new Float32Array(0);
+
+  /** The arena address of `a`'s first `length` values: `a` itself when it is in the arena, else a
+   *  copy here; -1 when neither works (a float64 array, or the arena is unavailable). */
+  address(a: Floats, length: number): number {
+    const at = arenaAddress(a);
+    if (at >= 0 || !(a instanceof Float32Array)) return at;
+    if (this.buffer.length < length) this.buffer = allocFloat32(length);
+    // (An ordinary array when the arena is full: then there is no copy to make.)
+    const bufferAt = arenaAddress(this.buffer);
+    if (bufferAt < 0) return -1;
+    this.buffer.set(length === a.length ? a : a.subarray(0, length));
+    return bufferAt;
+  }
+}
+
+/**
+ * The WebAssembly kernels, falling back to `js` call by call. Nothing is compiled or allocated until
+ * a call meets arena arrays; without WebAssembly every call goes to `js`.
+ */
+export function createWasmKernels(js: Kernels): Kernels {
+  let w: KernelExports = null!;
+  let workAt = -1;
+  let state: "new" | "ready" | "failed" = "new";
+  /** Compiles and instantiates on first use, with this thread's GEMM work area (kept for the life
+   *  of the kernels: this closure holds the view, so the block is never recycled). */
+  let work: Float32Array | null = null;
+  const ready = (): boolean => {
+    if (state === "new") {
+      const exports = kernelExports();
+      work = exports ? allocFloat32(exports.gemm_work_bytes() / 4) : null;
+      workAt = work ? arenaAddress(work) : -1;
+      state = exports && workAt >= 0 ? "ready" : "failed";
+      if (exports) w = exports;
+    }
+    return state === "ready";
+  };
+  const stageA = new Staging();
+  const stageB = new Staging();
+  const stageC = new Staging();
+  const im2col = (image: number, col: number, g: WindowGeometry): void =>
+    w.im2col(image, col, g.channels, g.height, g.width, g.kernelH, g.kernelW, g.strideH, g.strideW, g.padTop, g.padLeft, g.outHeight, g.outWidth);
+  const col2im = (col: number, image: number, g: WindowGeometry): void =>
+    w.col2im(col, image, g.channels, g.height, g.width, g.kernelH, g.kernelW, g.strideH, g.strideW, g.padTop, g.padLeft, g.outHeight, g.outWidth);
+  const im2colT = (image: number, colT: number, g: WindowGeometry): void =>
+    w.im2col_t(image, colT, g.channels, g.height, g.width, g.kernelH, g.kernelW, g.strideH, g.strideW, g.padTop, g.padLeft, g.outHeight, g.outWidth);
+  const col2imT = (colT: number, image: number, g: WindowGeometry): void =>
+    w.col2im_t(colT, image, g.channels, g.height, g.width, g.kernelH, g.kernelW, g.strideH, g.strideW, g.padTop, g.padLeft, g.outHeight, g.outWidth);
+  /** Whether the last conv2d on a scratch kept its patches in the transposed layout. */
+  const transposedPatches = new WeakMap<Floats, boolean>();
+
+  // The convolution's passes, over ranges. Each sample's patches are kept transposed, [K, positions]
+  // (im2col_t): with stride 1 every output row's stretch is a contiguous copy of an input row, and
+  // the forward product needs no transposition. Scratch holds one sample's dColT, then the patches
+  // of one sample, or of each sample when they are kept (the same size as the JS kernels' scratch).
+
+  /** Outputs of samples [r0, r1): patches, bias, out[filters, positions] += W · colT. */
+  const convForward = (
+    inAt: number,
+    weightAt: number,
+    biasAt: number,
+    outAt: number,
+    scratchAt: number,
+    keep: boolean,
+    filters: number,
+    g: WindowGeometry,
+    r0: number,
+    r1: number,
+    work: number,
+  ): void => {
+    const patch = g.channels * g.kernelH * g.kernelW;
+    const positions = g.outHeight * g.outWidth;
+    const inBytes = 4 * g.channels * g.height * g.width;
+    const colBytes = 4 * positions * patch;
+    for (let r = r0; r < r1; r++) {
+      const colAt = scratchAt + colBytes * (1 + (keep ? r : 0));
+      const outR = outAt + 4 * r * filters * positions;
+      im2colT(inAt + r * inBytes, colAt, g);
+      w.fill_rows(outR, positions, 0, filters, positions, biasAt);
+      w.gemm(weightAt, patch, 1, colAt, positions, 1, outR, positions, 0, filters, patch, positions, 1, work);
+    }
+  };
+
+  /** Rows [f0, f1) of dW and db over every sample, in sample order: dW += g · colTᵀ, db += row
+   *  sums of g. (Without kept patches each sample's are computed again, into the one-sample area.)
+   *  Both g and colT run along positions, so with few filters or a small patch dot products beat
+   *  packing for the GEMM (measured: 2× for 16 filters of 3×3×1, 1.45× for 32 of 3×3×3; 0.85×
+   *  for 32 of 3×3×16). */
+  const convParamGrads = (
+    gradAt: number,
+    wGradAt: number,
+    bGradAt: number,
+    scratchAt: number,
+    kept: boolean,
+    inAt: number,
+    rows: number,
+    filters: number,
+    g: WindowGeometry,
+    f0: number,
+    f1: number,
+    work: number,
+  ): void => {
+    const patch = g.channels * g.kernelH * g.kernelW;
+    const positions = g.outHeight * g.outWidth;
+    const inBytes = 4 * g.channels * g.height * g.width;
+    const colBytes = 4 * positions * patch;
+    const byDots = positions >= 32 && 20 * (filters + patch) > filters * patch;
+    w.zero_rows(bGradAt, 1, f0, f1, 1);
+    if (rows === 0) w.zero_rows(wGradAt, patch, f0, f1, patch);
+    for (let r = 0; r < rows; r++) {
+      const gR = gradAt + 4 * r * filters * positions;
+      const colAt = scratchAt + colBytes * (1 + (kept ? r : 0));
+      if (!kept) im2colT(inAt + r * inBytes, colAt, g);
+      w.add_row_sums(gR, bGradAt, positions, f0, f1);
+      // The first sample overwrites: 0 + its terms, as zeroing first would give.
+      if (byDots) w.dot_nt(gR, positions, colAt, positions, wGradAt, patch, f0, f1, positions, patch, r === 0 ? 0 : 1);
+      else w.gemm(gR, positions, 1, colAt, 1, positions, wGradAt, patch, f0, f1, positions, patch, r === 0 ? 0 : 1, work);
+    }
+  };
+
+  /** dX of samples [r0, r1): dColT = Wᵀ · g into the area at colGradAt, then col2im_t. */
+  const convInputGrads = (
+    gradAt: number,
+    weightAt: number,
+    inGradAt: number,
+    colGradAt: number,
+    filters: number,
+    g: WindowGeometry,
+    r0: number,
+    r1: number,
+    work: number,
+  ): void => {
+    const patch = g.channels * g.kernelH * g.kernelW;
+    const positions = g.outHeight * g.outWidth;
+    const inSize = g.channels * g.height * g.width;
+    for (let r = r0; r < r1; r++) {
+      w.gemm(weightAt, 1, patch, gradAt + 4 * r * filters * positions, positions, 1, colGradAt, positions, 0, patch, filters, positions, 0, work);
+      w.zero_rows(inGradAt + 4 * r * inSize, inSize, 0, 1, inSize);
+      col2imT(colGradAt, inGradAt + 4 * r * inSize, g);
+    }
+  };
+
+  return {
+    ...js,
+
+    matmul(a, b, c, m, k, n, bias) {
+      const cAt = arenaAddress(c);
+      const aAt = cAt < 0 ? -1 : stageA.address(a, m * k);
+      const bAt = aAt < 0 ? -1 : stageB.address(b, k * n);
+      const biasAt = bAt < 0 || !bias ? 0 : stageC.address(bias, n);
+      if (biasAt < 0 || bAt < 0 || !ready()) return js.matmul(a, b, c, m, k, n, bias);
+      if (bias) w.copy_rows(cAt, n, 0, m, n, biasAt);
+      w.gemm(aAt, k, 1, bAt, n, 1, cAt, n, 0, m, k, n, bias ? 1 : 0, workAt);
+    },
+
+    matmulTransA(a, b, c, m, k, n) {
+      const cAt = arenaAddress(c);
+      const aAt = cAt < 0 ? -1 : stageA.address(a, k * m);
+      const bAt = aAt < 0 ? -1 : stageB.address(b, k * n);
+      if (bAt < 0 || !ready()) return js.matmulTransA(a, b, c, m, k, n);
+      w.gemm(aAt, 1, m, bAt, n, 1, cAt, n, 0, m, k, n, 0, workAt);
+    },
+
+    matmulTransB(a, b, c, m, k, n) {
+      const cAt = arenaAddress(c);
+      const aAt = cAt < 0 ? -1 : stageA.address(a, m * k);
+      const bAt = aAt < 0 ? -1 : stageB.address(b, n * k);
+      if (bAt < 0 || !ready()) return js.matmulTransB(a, b, c, m, k, n);
+      w.gemm(aAt, k, 1, bAt, 1, k, cAt, n, 0, m, k, n, 0, workAt);
+    },
+
+    sumRows(a, out, m, n) {
+      const outAt = m * n < SMALL_COUNT ? -1 : arenaAddress(out);
+      const aAt = outAt < 0 ? -1 : arenaAddress(a);
+      if (aAt < 0 || !ready()) return js.sumRows(a, out, m, n);
+      w.sum_rows(aAt, outAt, m, n, 0, n);
+    },
+
+    im2col(input, offset, col, colOffset, g) {
+      const colAt = arenaAddress(col);
+      const inAt = colAt < 0 ? -1 : arenaAddress(input);
+      if (inAt < 0 || !ready()) return js.im2col(input, offset, col, colOffset, g);
+      im2col(inAt + 4 * offset, colAt + 4 * colOffset, g);
+    },
+
+    col2im(col, colOffset, inputGrad, offset, g) {
+      const gradAt = arenaAddress(inputGrad);
+      const colAt = gradAt < 0 ? -1 : arenaAddress(col);
+      if (colAt < 0 || !ready()) return js.col2im(col, colOffset, inputGrad, offset, g);
+      col2im(colAt + 4 * colOffset, gradAt + 4 * offset, g);
+    },
+
+    // The same scratch size as the JS kernels: the gradient of one sample's patches, then the
+    // patches of one sample or of every kept one. The WebAssembly convolution stores each sample's
+    // patches transposed, [K, positions] (im2col_t): with stride 1 every output row's stretch is
+    // then a contiguous copy of an input row, and the forward product needs no transposition.
+    conv2dScratchSize: js.conv2dScratchSize,
+
+    conv2d(input, weight, bias, output, rows, filters, g, scratch, keepPatches) {
+      const patch = g.channels * g.kernelH * g.kernelW;
+      const inSize = g.channels * g.height * g.width;
+      const outAt = arenaAddress(output);
+      const scratchAt = outAt < 0 ? -1 : arenaAddress(scratch);
+      const weightAt = scratchAt < 0 ? -1 : stageB.address(weight, filters * patch);
+      const biasAt = weightAt < 0 ? -1 : stageC.address(bias, filters);
+      const inAt = biasAt < 0 ? -1 : stageA.address(input, rows * inSize);
+      const wasm = inAt >= 0 && g.outHeight * g.outWidth > 0 && ready();
+      transposedPatches.set(scratch, wasm && keepPatches);
+      if (!wasm) return js.conv2d(input, weight, bias, output, rows, filters, g, scratch, keepPatches);
+      convForward(inAt, weightAt, biasAt, outAt, scratchAt, keepPatches, filters, g, 0, rows, workAt);
+    },
+
+    /** The dense products (in SIMD they are faster than the JS kernel's walk over the non-zeros of
+     *  the output gradient): weight and bias gradients, then input gradients. */
+    conv2dBackward(input, weight, gradOutput, weightGrad, biasGrad, inputGrad, rows, filters, g, scratch, patchesKept) {
+      const patch = g.channels * g.kernelH * g.kernelW;
+      const inSize = g.channels * g.height * g.width;
+      // Kept patches are only usable in the layout they were kept in (the JS kernels keep them
+      // [positions, K]); otherwise they are computed again from the input.
+      const keptHere = patchesKept && transposedPatches.get(scratch) === true;
+      const wGradAt = arenaAddress(weightGrad);
+      const bGradAt = wGradAt < 0 ? -1 : arenaAddress(biasGrad);
+      const inGradAt = bGradAt < 0 || !inputGrad ? 0 : arenaAddress(inputGrad);
+      const scratchAt = bGradAt < 0 || inGradAt < 0 ? -1 : arenaAddress(scratch);
+      const gradAt = scratchAt < 0 ? -1 : stageA.address(gradOutput, rows * filters * g.outHeight * g.outWidth);
+      const weightAt = gradAt < 0 ? -1 : stageB.address(weight, filters * patch);
+      // The input is only read when the patches were not kept.
+      const inAt = weightAt < 0 ? -1 : keptHere ? 0 : stageC.address(input, rows * inSize);
+      if (inAt < 0 || g.outHeight * g.outWidth === 0 || !ready()) {
+        const keptForJs = patchesKept && !transposedPatches.get(scratch);
+        return js.conv2dBackward(input, weight, gradOutput, weightGrad, biasGrad, inputGrad, rows, filters, g, scratch, keptForJs);
+      }
+      convParamGrads(gradAt, wGradAt, bGradAt, scratchAt, keptHere, inAt, rows, filters, g, 0, filters, workAt);
+      // dColT of one sample goes where the JS kernels keep dCol: the start of scratch.
+      if (inputGrad) convInputGrads(gradAt, weightAt, inGradAt, scratchAt, filters, g, 0, rows, workAt);
+    },
+
+    /** WebAssembly for 2×2 windows with stride 2 and no padding (the usual pooling); the JS kernel
+     *  for any other window. */
+    maxPool2d(input, output, argmax, rows, g) {
+      const pairs = g.kernelH === 2 && g.kernelW === 2 && g.strideH === 2 && g.strideW === 2 && g.padTop === 0 && g.padLeft === 0;
+      const fits = 2 * g.outHeight <= g.height && 2 * g.outWidth <= g.width;
+      const outAt = pairs && fits ? arenaAddress(output) : -1;
+      const argmaxAt = outAt < 0 ? -1 : arenaAddressInt32(argmax);
+      const inAt = argmaxAt < 0 ? -1 : stageA.address(input, rows * g.channels * g.height * g.width);
+      if (inAt < 0 || !ready()) return js.maxPool2d(input, output, argmax, rows, g);
+      w.max_pool_2x2(inAt, outAt, argmaxAt, rows * g.channels, g.height, g.width, g.outHeight, g.outWidth);
+    },
+
+    maxPool2dBackward(gradOutput, argmax, inputGrad, rows, g) {
+      const gradAt = arenaAddress(inputGrad);
+      const argmaxAt = gradAt < 0 ? -1 : arenaAddressInt32(argmax);
+      const count = rows * g.channels * g.outHeight * g.outWidth;
+      const outAt = argmaxAt < 0 ? -1 : stageA.address(gradOutput, count);
+      if (outAt < 0 || !ready()) return js.maxPool2dBackward(gradOutput, argmax, inputGrad, rows, g);
+      w.max_pool_backward(outAt, argmaxAt, gradAt, count, rows * g.channels * g.height * g.width);
+    },
+
+    relu(x, count) {
+      const at = count < SMALL_COUNT ? -1 : arenaAddress(x);
+      if (at < 0 || !ready()) return js.relu(x, count);
+      w.relu(at, count);
+    },
+
+    reluBackward(y, grad, count) {
+      const gradAt = count < SMALL_COUNT ? -1 : arenaAddress(grad);
+      const yAt = gradAt < 0 ? -1 : arenaAddress(y);
+      if (yAt < 0 || !ready()) return js.reluBackward(y, grad, count);
+      w.relu_backward(yAt, gradAt, count);
+    },
+
+    tanhBackward(y, grad, count) {
+      const gradAt = count < SMALL_COUNT ? -1 : arenaAddress(grad);
+      const yAt = gradAt < 0 ? -1 : arenaAddress(y);
+      if (yAt < 0 || !ready()) return js.tanhBackward(y, grad, count);
+      w.tanh_backward(yAt, gradAt, count);
+    },
+
+    sigmoidBackward(y, grad, count) {
+      const gradAt = count < SMALL_COUNT ? -1 : arenaAddress(grad);
+      const yAt = gradAt < 0 ? -1 : arenaAddress(y);
+      if (yAt < 0 || !ready()) return js.sigmoidBackward(y, grad, count);
+      w.sigmoid_backward(yAt, gradAt, count);
+    },
+  };
+}

@@ -1,5 +1,6 @@
 // The environment, parsed once into a frozen Config that is passed down. Nothing else reads
 // process.env.
+import { availableParallelism } from "node:os";
 import { z } from "zod";
 
 const envSchema = z.object({
@@ -11,6 +12,11 @@ const envSchema = z.object({
   UPLOAD_LIMIT_BYTES: z.coerce.number().int().positive().default(512 * 1024 * 1024),
   /** Jobs one worker process trains at once (each on its own thread). */
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1),
+  /** Threads each job trains on, unless its config says `threads` (default 1). */
+  THREADS_PER_JOB: z.coerce.number().int().min(1).max(256).default(1),
+  /** Cores the worker may use (default: os.availableParallelism()). WORKER_CONCURRENCY jobs times
+   *  their threads never exceed this: a job's threads are clamped to its share. */
+  WORKER_CORES: z.coerce.number().int().min(1).max(4096).optional(),
   /** BullMQ queue name; tests use a fresh one each run. */
   QUEUE_NAME: z.string().min(1).default("training"),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
@@ -51,6 +57,10 @@ export interface Config {
   readonly host: string;
   readonly uploadLimitBytes: number;
   readonly workerConcurrency: number;
+  /** Default threads per job (THREADS_PER_JOB). */
+  readonly threadsPerJob: number;
+  /** Cores the worker may use (WORKER_CORES, or os.availableParallelism()). */
+  readonly workerCores: number;
   readonly queueName: string;
   readonly logLevel: z.infer<typeof envSchema>["LOG_LEVEL"];
   readonly worker: Readonly<{
@@ -84,6 +94,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     host: e.HOST,
     uploadLimitBytes: e.UPLOAD_LIMIT_BYTES,
     workerConcurrency: e.WORKER_CONCURRENCY,
+    threadsPerJob: e.THREADS_PER_JOB,
+    workerCores: e.WORKER_CORES ?? availableParallelism(),
     queueName: e.QUEUE_NAME,
     logLevel: e.LOG_LEVEL,
     worker: Object.freeze({
@@ -102,4 +114,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     uploadStaleMs: e.UPLOAD_STALE_MS,
     queueTimeoutMs: e.QUEUE_TIMEOUT_MS,
   });
+}
+
+/**
+ * The threads a job trains on: what its config asks (`threads`), else THREADS_PER_JOB, clamped to
+ * its share of the worker's cores (WORKER_CONCURRENCY jobs at once never use more threads than
+ * WORKER_CORES). `clampedFrom` is the request when it was reduced.
+ */
+export function jobThreads(
+  config: Pick<Config, "threadsPerJob" | "workerCores" | "workerConcurrency">,
+  requested: number | undefined,
+): { threads: number; clampedFrom: number | null } {
+  const want = requested ?? config.threadsPerJob;
+  const share = Math.max(1, Math.floor(config.workerCores / config.workerConcurrency));
+  const threads = Math.max(1, Math.min(want, share));
+  return { threads, clampedFrom: threads < want ? want : null };
 }

@@ -6,7 +6,7 @@
 // (reconcile.ts), and on SIGTERM lets each job finish its epoch, checkpoint, and hands it back.
 import { hostname } from "node:os";
 import { Worker } from "bullmq";
-import { loadConfig } from "../src/config.js";
+import { jobThreads, loadConfig } from "../src/config.js";
 import { createDb } from "../src/db/client.js";
 import { createTrainingQueue, redisConnection, type TrainingPayload } from "../src/queue/index.js";
 import { processTrainingJob, recordStallLimit, STALL_LIMIT_REASON } from "./process-job.js";
@@ -53,7 +53,24 @@ const worker = new Worker<TrainingPayload>(config.queueName, (job, token) => pro
   maxStalledCount: config.worker.maxStalledCount,
 });
 worker.on("error", (err) => log.warn("worker error", { error: errorText(err) }));
-worker.on("ready", () => log.info("worker ready", { queue: config.queueName, concurrency: config.workerConcurrency }));
+worker.on("ready", () =>
+  log.info("worker ready", {
+    queue: config.queueName,
+    concurrency: config.workerConcurrency,
+    threadsPerJob: config.threadsPerJob,
+    cores: config.workerCores,
+  }),
+);
+// Each training thread reads THREADS_PER_JOB and WORKER_CORES from the same environment and clamps
+// every job's threads to its share of the cores (workers/thread.ts, jobThreads).
+if (config.workerConcurrency * config.threadsPerJob > config.workerCores) {
+  log.warn("WORKER_CONCURRENCY x THREADS_PER_JOB exceeds the cores: each job's threads are clamped to its share", {
+    concurrency: config.workerConcurrency,
+    threadsPerJob: config.threadsPerJob,
+    cores: config.workerCores,
+    threadsPerJobUsed: jobThreads(config, undefined).threads,
+  });
+}
 worker.on("stalled", (jobId) => log.warn("took over a job whose worker was lost", { jobId }));
 worker.on("failed", (job, err) => {
   // BullMQ fails a job past its stall limit without calling the processor: record it ourselves.

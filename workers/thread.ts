@@ -12,8 +12,46 @@ import {
   type JobConfig,
   type TrainerSnapshot,
 } from "../src/trainer/index.js";
+import { jobThreads, loadConfig, type Config } from "../src/config.js";
 import { StopFlag, type ThreadMessage, type ThreadStart } from "./messages.js";
 import { decodeSnapshot, encodeSnapshot } from "./snapshot-codec.js";
+import { startKernelPool, type KernelPool } from "./kernel-pool.js";
+import { createLogger, errorText } from "./log.js";
+
+// The worker's settings (this thread shares the process's environment, already validated by main.ts).
+let settings: Config | null = null;
+try {
+  settings = loadConfig();
+} catch {
+  settings = null; // (not reachable from main.ts; without settings a job runs on one thread)
+}
+const log = createLogger(settings?.logLevel ?? "info", { thread: "training" });
+
+/**
+ * The kernel helper threads for a run, when its threads come to more than 1 (the job's `threads`,
+ * else THREADS_PER_JOB, clamped to the worker's share of cores), or null.
+ */
+async function kernelPoolFor(config: JobConfig): Promise<KernelPool | null> {
+  const { threads, clampedFrom } = settings
+    ? jobThreads(settings, config.threads)
+    : { threads: 1, clampedFrom: config.threads !== undefined && config.threads > 1 ? config.threads : null };
+  if (clampedFrom !== null) {
+    log.warn("job threads clamped to this worker's share of cores", {
+      dataset_id: config.dataset_id,
+      requested: clampedFrom,
+      threads,
+      workerCores: settings?.workerCores,
+      workerConcurrency: settings?.workerConcurrency,
+    });
+  }
+  if (threads <= 1) return null;
+  try {
+    return await startKernelPool(threads);
+  } catch (err) {
+    log.warn("kernel helper threads failed to start; training on one thread", { error: errorText(err) });
+    return null;
+  }
+}
 
 const post = (m: ThreadMessage, transfer: ArrayBuffer[] = []) => parentPort!.postMessage(m, transfer);
 
@@ -81,9 +119,13 @@ function run(start: ThreadStart): void {
   });
 }
 
-// train() is synchronous: a run holds the thread, and the next message waits until it has ended.
-parentPort!.on("message", (start: ThreadStart) => {
+// train() is synchronous: a run holds the thread, and the next message waits until it has ended
+// (the parent only posts a run to an idle thread). The kernel helpers, when the job has more than
+// one thread, live for the run: started before, stopped after, whatever the outcome.
+parentPort!.on("message", async (start: ThreadStart) => {
+  let pool: KernelPool | null = null;
   try {
+    pool = await kernelPoolFor(start.config);
     run(start);
   } catch (err) {
     const e = err instanceof Error ? err : new Error(String(err));
@@ -91,5 +133,7 @@ parentPort!.on("message", (start: ThreadStart) => {
       type: "error",
       error: { name: e.name, message: e.message, stack: e.stack, code: err instanceof TrainerError ? err.code : undefined },
     });
+  } finally {
+    await pool?.close();
   }
 });

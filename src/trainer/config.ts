@@ -74,6 +74,16 @@ export const jobConfigSchema = z
     validate_every: z.number().int().min(1).default(1).describe("Validate every N epochs, and always after the last."),
     early_stopping: earlyStoppingSchema.optional(),
     augmentation: augmentationSchema,
+    threads: z
+      .number()
+      .int()
+      .min(1)
+      .max(256)
+      .optional()
+      .describe(
+        "Threads the job's matrix products and convolutions run on (results are bit-identical whatever the count). Default: the " +
+          "worker's THREADS_PER_JOB setting (1 unless set). Clamped so that the worker's concurrent jobs never use more threads than its cores.",
+      ),
     priority: z
       .number()
       .int()

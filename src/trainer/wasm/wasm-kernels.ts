@@ -20,6 +20,15 @@
 import type { Floats, Kernels, WindowGeometry } from "../kernels.js";
 import { allocFloat32, arenaAddress, arenaAddressInt32 } from "./arena.js";
 import { kernelExports, type KernelExports } from "./instance.js";
+import {
+  GEOMETRY_ARG,
+  parallelExecutor,
+  TASK_CONV_FORWARD,
+  TASK_CONV_INPUT_GRADS,
+  TASK_CONV_PARAM_GRADS,
+  TASK_GEMM,
+  type ParallelExecutor,
+} from "../parallel.js";
 
 /**
  * Elementwise calls on fewer values than this go to the JS kernels, which are faster there than
@@ -48,41 +57,13 @@ class Staging {
   }
 }
 
-/**
- * The WebAssembly kernels, falling back to `js` call by call. Nothing is compiled or allocated until
- * a call meets arena arrays; without WebAssembly every call goes to `js`.
- */
-export function createWasmKernels(js: Kernels): Kernels {
-  let w: KernelExports = null!;
-  let workAt = -1;
-  let state: "new" | "ready" | "failed" = "new";
-  /** Compiles and instantiates on first use, with this thread's GEMM work area (kept for the life
-   *  of the kernels: this closure holds the view, so the block is never recycled). */
-  let work: Float32Array | null = null;
-  const ready = (): boolean => {
-    if (state === "new") {
-      const exports = kernelExports();
-      work = exports ? allocFloat32(exports.gemm_work_bytes() / 4) : null;
-      workAt = work ? arenaAddress(work) : -1;
-      state = exports && workAt >= 0 ? "ready" : "failed";
-      if (exports) w = exports;
-    }
-    return state === "ready";
-  };
-  const stageA = new Staging();
-  const stageB = new Staging();
-  const stageC = new Staging();
-  const im2col = (image: number, col: number, g: WindowGeometry): void =>
-    w.im2col(image, col, g.channels, g.height, g.width, g.kernelH, g.kernelW, g.strideH, g.strideW, g.padTop, g.padLeft, g.outHeight, g.outWidth);
-  const col2im = (col: number, image: number, g: WindowGeometry): void =>
-    w.col2im(col, image, g.channels, g.height, g.width, g.kernelH, g.kernelW, g.strideH, g.strideW, g.padTop, g.padLeft, g.outHeight, g.outWidth);
+/** The convolution's range passes on the kernels `w` (this thread's, or a helper thread's instance
+ *  on the same memory): the same code whichever thread runs a range. */
+export function rangePasses(w: KernelExports) {
   const im2colT = (image: number, colT: number, g: WindowGeometry): void =>
     w.im2col_t(image, colT, g.channels, g.height, g.width, g.kernelH, g.kernelW, g.strideH, g.strideW, g.padTop, g.padLeft, g.outHeight, g.outWidth);
   const col2imT = (colT: number, image: number, g: WindowGeometry): void =>
     w.col2im_t(colT, image, g.channels, g.height, g.width, g.kernelH, g.kernelW, g.strideH, g.strideW, g.padTop, g.padLeft, g.outHeight, g.outWidth);
-  /** Whether the last conv2d on a scratch kept its patches in the transposed layout. */
-  const transposedPatches = new WeakMap<Floats, boolean>();
-
   // The convolution's passes, over ranges. Each sample's patches are kept transposed, [K, positions]
   // (im2col_t): with stride 1 every output row's stretch is a contiguous copy of an input row, and
   // the forward product needs no transposition. Scratch holds one sample's dColT, then the patches
@@ -173,6 +154,117 @@ export function createWasmKernels(js: Kernels): Kernels {
       col2imT(colGradAt, inGradAt + 4 * r * inSize, g);
     }
   };
+  return { convForward, convParamGrads, convInputGrads };
+}
+
+export type RangePasses = ReturnType<typeof rangePasses>;
+
+/** The geometry stored in a parallel task's args (see parallel.ts). */
+function argsGeometry(a: Int32Array): WindowGeometry {
+  const o = GEOMETRY_ARG;
+  return {
+    channels: a[o], height: a[o + 1], width: a[o + 2], kernelH: a[o + 3], kernelW: a[o + 4], strideH: a[o + 5],
+    strideW: a[o + 6], padTop: a[o + 7], padLeft: a[o + 8], outHeight: a[o + 9], outWidth: a[o + 10],
+  };
+}
+
+function setArgsGeometry(a: Int32Array, g: WindowGeometry): void {
+  const o = GEOMETRY_ARG;
+  a[o] = g.channels; a[o + 1] = g.height; a[o + 2] = g.width; a[o + 3] = g.kernelH; a[o + 4] = g.kernelW;
+  a[o + 5] = g.strideH; a[o + 6] = g.strideW; a[o + 7] = g.padTop; a[o + 8] = g.padLeft; a[o + 9] = g.outHeight;
+  a[o + 10] = g.outWidth;
+}
+
+/** Floats of one sample's patch matrix (the per-thread area of the convolution tasks). */
+const patchFloats = (g: WindowGeometry): number => g.channels * g.kernelH * g.kernelW * g.outHeight * g.outWidth;
+
+/**
+ * One range of a parallel task (parallel.ts), on a helper thread: the same passes the calling thread
+ * runs on its own range. `work`: this thread's GEMM work area; `area`: its scratch area (one
+ * sample's patches or dColT), both byte addresses in the shared memory.
+ */
+export function runRangeTask(w: KernelExports, p: RangePasses, task: number, a: Int32Array, r0: number, r1: number, work: number, area: number): void {
+  switch (task) {
+    case TASK_GEMM:
+      w.gemm(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], r0, r1, a[8], a[9], a[10], work);
+      return;
+    case TASK_CONV_FORWARD: {
+      const g = argsGeometry(a);
+      // Kept patches go to each sample's own place; otherwise to this thread's area (the pass puts
+      // one sample's patches one patch matrix past the scratch start).
+      const scratchAt = a[5] !== 0 ? a[4] : area - 4 * patchFloats(g);
+      p.convForward(a[0], a[1], a[2], a[3], scratchAt, a[5] !== 0, a[6], g, r0, r1, work);
+      return;
+    }
+    case TASK_CONV_PARAM_GRADS:
+      p.convParamGrads(a[0], a[1], a[2], a[3], true, 0, a[6], a[7], argsGeometry(a), r0, r1, work);
+      return;
+    case TASK_CONV_INPUT_GRADS:
+      p.convInputGrads(a[0], a[1], a[2], area, a[7], argsGeometry(a), r0, r1, work);
+      return;
+    default:
+      throw new Error(`runRangeTask: unknown task ${task}`);
+  }
+}
+
+/** Products with fewer multiply-adds than this stay on one thread (waking helpers costs more). */
+const PARALLEL_MIN_MACS = 1 << 17;
+
+/** The executor to split a call of `macs` multiply-adds over `total` ranges' worth of rows, if any. */
+function splitter(macs: number, total: number, minTotal: number): ParallelExecutor | null {
+  const ex = parallelExecutor();
+  return ex !== null && macs >= PARALLEL_MIN_MACS && total >= minTotal ? ex : null;
+}
+
+/**
+ * The WebAssembly kernels, falling back to `js` call by call. Nothing is compiled or allocated until
+ * a call meets arena arrays; without WebAssembly every call goes to `js`.
+ */
+export function createWasmKernels(js: Kernels): Kernels {
+  let w: KernelExports = null!;
+  let p: RangePasses = null!;
+  let workAt = -1;
+  let state: "new" | "ready" | "failed" = "new";
+  /** Compiles and instantiates on first use, with this thread's GEMM work area (kept for the life
+   *  of the kernels: this closure holds the view, so the block is never recycled). */
+  let work: Float32Array | null = null;
+  const ready = (): boolean => {
+    if (state === "new") {
+      const exports = kernelExports();
+      work = exports ? allocFloat32(exports.gemm_work_bytes() / 4) : null;
+      workAt = work ? arenaAddress(work) : -1;
+      state = exports && workAt >= 0 ? "ready" : "failed";
+      if (exports) {
+        w = exports;
+        p = rangePasses(exports);
+      }
+    }
+    return state === "ready";
+  };
+  const stageA = new Staging();
+  const stageB = new Staging();
+  const stageC = new Staging();
+  /** w.gemm over rows [0, m), split over the executor's threads when it is large enough. */
+  const gemm = (a: number, aRow: number, aCol: number, b: number, bRow: number, bCol: number, c: number, ldc: number, m: number, k: number, n: number, acc: number): void => {
+    const ex = splitter(m * k * n, m, 16);
+    if (!ex) return w.gemm(a, aRow, aCol, b, bRow, bCol, c, ldc, 0, m, k, n, acc, workAt);
+    const args = ex.args;
+    args[0] = a; args[1] = aRow; args[2] = aCol; args[3] = b; args[4] = bRow; args[5] = bCol; args[6] = c; args[7] = ldc;
+    args[8] = k; args[9] = n; args[10] = acc;
+    const end = ex.start(TASK_GEMM, m, 8, 0);
+    try {
+      w.gemm(a, aRow, aCol, b, bRow, bCol, c, ldc, 0, end, k, n, acc, workAt);
+    } finally {
+      ex.finish();
+    }
+  };
+  const im2col = (image: number, col: number, g: WindowGeometry): void =>
+    w.im2col(image, col, g.channels, g.height, g.width, g.kernelH, g.kernelW, g.strideH, g.strideW, g.padTop, g.padLeft, g.outHeight, g.outWidth);
+  const col2im = (col: number, image: number, g: WindowGeometry): void =>
+    w.col2im(col, image, g.channels, g.height, g.width, g.kernelH, g.kernelW, g.strideH, g.strideW, g.padTop, g.padLeft, g.outHeight, g.outWidth);
+  /** Whether the last conv2d on a scratch kept its patches in the transposed layout. */
+  const transposedPatches = new WeakMap<Floats, boolean>();
+
 
   return {
     ...js,
@@ -184,7 +276,7 @@ export function createWasmKernels(js: Kernels): Kernels {
       const biasAt = bAt < 0 || !bias ? 0 : stageC.address(bias, n);
       if (biasAt < 0 || bAt < 0 || !ready()) return js.matmul(a, b, c, m, k, n, bias);
       if (bias) w.copy_rows(cAt, n, 0, m, n, biasAt);
-      w.gemm(aAt, k, 1, bAt, n, 1, cAt, n, 0, m, k, n, bias ? 1 : 0, workAt);
+      gemm(aAt, k, 1, bAt, n, 1, cAt, n, m, k, n, bias ? 1 : 0);
     },
 
     matmulTransA(a, b, c, m, k, n) {
@@ -192,7 +284,7 @@ export function createWasmKernels(js: Kernels): Kernels {
       const aAt = cAt < 0 ? -1 : stageA.address(a, k * m);
       const bAt = aAt < 0 ? -1 : stageB.address(b, k * n);
       if (bAt < 0 || !ready()) return js.matmulTransA(a, b, c, m, k, n);
-      w.gemm(aAt, 1, m, bAt, n, 1, cAt, n, 0, m, k, n, 0, workAt);
+      gemm(aAt, 1, m, bAt, n, 1, cAt, n, m, k, n, 0);
     },
 
     matmulTransB(a, b, c, m, k, n) {
@@ -200,7 +292,7 @@ export function createWasmKernels(js: Kernels): Kernels {
       const aAt = cAt < 0 ? -1 : stageA.address(a, m * k);
       const bAt = aAt < 0 ? -1 : stageB.address(b, n * k);
       if (bAt < 0 || !ready()) return js.matmulTransB(a, b, c, m, k, n);
-      w.gemm(aAt, k, 1, bAt, 1, k, cAt, n, 0, m, k, n, 0, workAt);
+      gemm(aAt, k, 1, bAt, 1, k, cAt, n, m, k, n, 0);
     },
 
     sumRows(a, out, m, n) {
@@ -241,7 +333,18 @@ export function createWasmKernels(js: Kernels): Kernels {
       const wasm = inAt >= 0 && g.outHeight * g.outWidth > 0 && ready();
       transposedPatches.set(scratch, wasm && keepPatches);
       if (!wasm) return js.conv2d(input, weight, bias, output, rows, filters, g, scratch, keepPatches);
-      convForward(inAt, weightAt, biasAt, outAt, scratchAt, keepPatches, filters, g, 0, rows, workAt);
+      const ex = splitter(rows * filters * patchFloats(g), rows, 2);
+      if (!ex) return p.convForward(inAt, weightAt, biasAt, outAt, scratchAt, keepPatches, filters, g, 0, rows, workAt);
+      const args = ex.args;
+      args[0] = inAt; args[1] = weightAt; args[2] = biasAt; args[3] = outAt; args[4] = scratchAt; args[5] = keepPatches ? 1 : 0;
+      args[6] = filters;
+      setArgsGeometry(args, g);
+      const end = ex.start(TASK_CONV_FORWARD, rows, 1, keepPatches ? 0 : patchFloats(g));
+      try {
+        p.convForward(inAt, weightAt, biasAt, outAt, scratchAt, keepPatches, filters, g, 0, end, workAt);
+      } finally {
+        ex.finish();
+      }
     },
 
     /** The dense products (in SIMD they are faster than the JS kernel's walk over the non-zeros of
@@ -264,9 +367,36 @@ export function createWasmKernels(js: Kernels): Kernels {
         const keptForJs = patchesKept && !transposedPatches.get(scratch);
         return js.conv2dBackward(input, weight, gradOutput, weightGrad, biasGrad, inputGrad, rows, filters, g, scratch, keptForJs);
       }
-      convParamGrads(gradAt, wGradAt, bGradAt, scratchAt, keptHere, inAt, rows, filters, g, 0, filters, workAt);
-      // dColT of one sample goes where the JS kernels keep dCol: the start of scratch.
-      if (inputGrad) convInputGrads(gradAt, weightAt, inGradAt, scratchAt, filters, g, 0, rows, workAt);
+      const macs = rows * filters * patchFloats(g);
+      // Weight and bias gradients by filters: only with kept patches (otherwise every thread would
+      // compute each sample's patches again, into the one area scratch has for them).
+      const exParams = keptHere ? splitter(macs, filters, 8) : null;
+      if (!exParams) p.convParamGrads(gradAt, wGradAt, bGradAt, scratchAt, keptHere, inAt, rows, filters, g, 0, filters, workAt);
+      else {
+        const args = exParams.args;
+        args[0] = gradAt; args[1] = wGradAt; args[2] = bGradAt; args[3] = scratchAt; args[6] = rows; args[7] = filters;
+        setArgsGeometry(args, g);
+        const end = exParams.start(TASK_CONV_PARAM_GRADS, filters, 4, 0);
+        try {
+          p.convParamGrads(gradAt, wGradAt, bGradAt, scratchAt, true, 0, rows, filters, g, 0, end, workAt);
+        } finally {
+          exParams.finish();
+        }
+      }
+      if (!inputGrad) return;
+      // dColT of one sample goes where the JS kernels keep dCol: the start of scratch (on helper
+      // threads, into an area of their own).
+      const ex = splitter(macs, rows, 2);
+      if (!ex) return p.convInputGrads(gradAt, weightAt, inGradAt, scratchAt, filters, g, 0, rows, workAt);
+      const args = ex.args;
+      args[0] = gradAt; args[1] = weightAt; args[2] = inGradAt; args[7] = filters;
+      setArgsGeometry(args, g);
+      const end = ex.start(TASK_CONV_INPUT_GRADS, rows, 1, patchFloats(g));
+      try {
+        p.convInputGrads(gradAt, weightAt, inGradAt, scratchAt, filters, g, 0, end, workAt);
+      } finally {
+        ex.finish();
+      }
     },
 
     /** WebAssembly for 2×2 windows with stride 2 and no padding (the usual pooling); the JS kernel

@@ -1,0 +1,194 @@
+// The helper threads of one training thread's kernels: N - 1 threads that each instantiate the SAME
+// WebAssembly kernels module on the SAME shared arena memory, and compute ranges of the large products
+// and convolution passes the training thread hands them (src/trainer/parallel.ts). Results are
+// bit-identical to a single-thread run: every range runs the same code on the same memory, and each
+// output value's operations do not depend on the split.
+//
+// Coordination is a small Int32Array control block in the arena, with Atomics: the training thread
+// writes the work descriptor (task id, integer arguments, one row range per helper), sets `pending`
+// to the number of helpers and bumps the generation counter (Atomics.notify); each helper, waiting
+// on the generation (a short spin, then Atomics.wait), runs its range, decrements `pending` and
+// notifies when it was the last. The training thread computes its own range meanwhile, then waits
+// for `pending` to reach 0. Helpers never allocate: their GEMM work areas and scratch areas are
+// allocated here, on the training thread, from the arena.
+import { Worker } from "node:worker_threads";
+import { MAX_ARGS, parallelExecutor, rangeStart, setParallelExecutor, TASK_QUIT, type ParallelExecutor } from "../src/trainer/parallel.js";
+import { allocFloat32, allocInt32, arenaAddress, arenaAddressInt32, arenaMemory } from "../src/trainer/wasm/arena.js";
+import { kernelExports, kernelsModule } from "../src/trainer/wasm/instance.js";
+
+// The control block's layout (int32 indices).
+/** Generation counter: bumped for every task. */
+export const CTRL_GEN = 0;
+/** Helpers still working on the current task. */
+export const CTRL_PENDING = 1;
+/** The current task's id (parallel.ts's TASK_*). */
+export const CTRL_TASK = 2;
+/** Helper ranges that threw (reported to the training thread by finish()). */
+export const CTRL_ERRORS = 3;
+/** The task's arguments: MAX_ARGS values. */
+export const CTRL_ARGS = 8;
+/** Then 4 values per helper: r0, r1, work area address, scratch area address. */
+export const CTRL_SLOTS = CTRL_ARGS + MAX_ARGS;
+export const controlLength = (helpers: number): number => CTRL_SLOTS + 4 * helpers;
+/** Atomics.load rounds before falling back to Atomics.wait (kernel calls follow each other within
+ *  microseconds during a training step; a wake-up from wait costs tens). */
+export const SPIN = 1 << 14;
+
+export interface HelperData {
+  module: WebAssembly.Module;
+  memory: WebAssembly.Memory;
+  controlAt: number;
+  helpers: number;
+  index: number;
+}
+
+// Node 20 does not carry tsx's module hooks into worker threads: register them first (as
+// training-thread.ts does for the training thread), then load the helper.
+const HELPER_BOOT = new URL(
+  "data:text/javascript," +
+    encodeURIComponent(
+      `import { register } from ${JSON.stringify(import.meta.resolve("tsx/esm/api"))}; register();` +
+        `await import(${JSON.stringify(new URL("./kernel-helper.ts", import.meta.url).href)});`,
+    ),
+);
+
+/**
+ * The pool; while open it is the trainer's parallel executor (setParallelExecutor), so every model
+ * trained on this thread uses it. Open one per training thread, around a run.
+ */
+export class KernelPool implements ParallelExecutor {
+  readonly threads: number;
+  readonly args: Int32Array;
+  /** Settles when every helper has instantiated the kernels. */
+  readonly ready: Promise<void>;
+  private readonly control: Int32Array;
+  private readonly workers: Worker[] = [];
+  /** Arena blocks the helpers use: held here so they are never recycled while the pool is open. */
+  private readonly works: Float32Array[] = [];
+  private areas: Float32Array[] = [];
+  private areaFloats = 0;
+  private closed = false;
+  private helperError: string | null = null;
+
+  /** Starts `threads - 1` helpers (none when the WebAssembly kernels are unavailable: then threads
+   *  is 1 and nothing is installed). */
+  constructor(threads: number) {
+    const module = kernelsModule();
+    const memory = arenaMemory();
+    const exports = kernelExports();
+    const helpers = module && memory && exports ? Math.max(0, Math.floor(threads) - 1) : 0;
+    this.threads = helpers + 1;
+    this.control = helpers > 0 ? allocInt32(controlLength(helpers)) : new Int32Array(controlLength(0));
+    this.args = this.control.subarray(CTRL_ARGS, CTRL_ARGS + MAX_ARGS);
+    const controlAt = helpers > 0 ? arenaAddressInt32(this.control) : -1;
+    if (helpers === 0 || controlAt < 0) {
+      this.threads = 1;
+      this.ready = Promise.resolve();
+      return;
+    }
+    const readies: Promise<void>[] = [];
+    for (let i = 0; i < helpers; i++) {
+      const work = allocFloat32(exports!.gemm_work_bytes() / 4);
+      this.works.push(work);
+      this.control[CTRL_SLOTS + 4 * i + 2] = arenaAddress(work);
+      const data: HelperData = { module: module!, memory: memory!, controlAt, helpers, index: i };
+      const worker = new Worker(HELPER_BOOT, { workerData: data });
+      readies.push(
+        new Promise<void>((resolve, reject) => {
+          worker.once("message", () => resolve());
+          worker.once("error", reject);
+          worker.once("exit", (code) => reject(new Error(`kernel helper exited (${code}) before it was ready`)));
+        }),
+      );
+      worker.on("message", (m: unknown) => {
+        if (m && typeof m === "object" && "error" in m) this.helperError = String((m as { error: unknown }).error);
+      });
+      // Helpers never keep a process alive by themselves (they only wait on the control block).
+      worker.unref();
+      this.workers.push(worker);
+    }
+    this.ready = Promise.all(readies).then(() => undefined);
+    // (A rejection is the caller's to handle through `ready`; never unhandled here.)
+    this.ready.catch(() => undefined);
+    setParallelExecutor(this);
+  }
+
+  start(task: number, total: number, align: number, areaFloats: number): number {
+    const n = this.threads;
+    if (areaFloats > this.areaFloats) this.growAreas(areaFloats);
+    const c = this.control;
+    for (let i = 1; i < n; i++) {
+      const slot = CTRL_SLOTS + 4 * (i - 1);
+      c[slot] = rangeStart(total, n, align, i);
+      c[slot + 1] = rangeStart(total, n, align, i + 1);
+    }
+    c[CTRL_TASK] = task;
+    Atomics.store(c, CTRL_PENDING, n - 1);
+    Atomics.add(c, CTRL_GEN, 1);
+    Atomics.notify(c, CTRL_GEN);
+    return rangeStart(total, n, align, 1);
+  }
+
+  finish(): void {
+    const c = this.control;
+    let pending = Atomics.load(c, CTRL_PENDING);
+    for (let spin = 0; pending !== 0 && spin < SPIN; spin++) pending = Atomics.load(c, CTRL_PENDING);
+    while (pending !== 0) {
+      Atomics.wait(c, CTRL_PENDING, pending);
+      pending = Atomics.load(c, CTRL_PENDING);
+    }
+    if (Atomics.load(c, CTRL_ERRORS) !== 0) {
+      Atomics.store(c, CTRL_ERRORS, 0);
+      throw new Error(`a kernel helper thread failed${this.helperError ? `: ${this.helperError}` : ""}`);
+    }
+  }
+
+  /** Uninstalls the executor and ends the helpers. Safe to call more than once. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.workers.length === 0) return;
+    if (parallelExecutor() === this) setParallelExecutor(null);
+    const c = this.control;
+    c[CTRL_TASK] = TASK_QUIT;
+    Atomics.add(c, CTRL_GEN, 1);
+    Atomics.notify(c, CTRL_GEN);
+    const exits = this.workers.map(
+      (w) =>
+        new Promise<void>((resolve) => {
+          const timer = setTimeout(() => void w.terminate().then(() => resolve()), 5_000);
+          w.once("exit", () => {
+            clearTimeout(timer);
+            resolve();
+          });
+        }),
+    );
+    await Promise.all(exits);
+    this.areas = [];
+  }
+
+  private growAreas(floats: number): void {
+    const n = this.threads - 1;
+    this.areas = [];
+    for (let i = 0; i < n; i++) {
+      const area = allocFloat32(floats);
+      const at = arenaAddress(area);
+      if (at < 0) throw new Error("kernel pool: the arena is full");
+      this.areas.push(area);
+      this.control[CTRL_SLOTS + 4 * i + 3] = at;
+    }
+    this.areaFloats = floats;
+  }
+}
+
+/** Starts a pool of `threads` (the calling thread included) and waits until its helpers are ready. */
+export async function startKernelPool(threads: number): Promise<KernelPool> {
+  const pool = new KernelPool(threads);
+  try {
+    await pool.ready;
+  } catch (err) {
+    await pool.close();
+    throw err;
+  }
+  return pool;
+}

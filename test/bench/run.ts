@@ -1,0 +1,264 @@
+// `npm run bench`: our trainer against TensorFlow.js (cpu, wasm) and PyTorch on four workloads.
+//
+//   npm run bench [-- --quick] [--json <file>] [--only W1,W3] [--peers ours,tfjs-cpu,tfjs-wasm,torch]
+//                 [--retries 1] [--quiet-wait 120]
+//
+// Every peer runs in its own child process, one at a time (never two peers at once), so none
+// disturbs another; the only concurrent children are the two single-thread ours processes of the
+// ceiling check, which is the point of that check. See workloads.ts for the workloads and
+// protocol.ts for the timing protocol (warm-up excluded, median of several timed runs).
+import { writeFileSync } from "node:fs";
+import { cpus, loadavg } from "node:os";
+import { parseArgs } from "node:util";
+import { blasAlternative, runOne, runTogether, torchAvailable, waitForQuiet } from "./children.js";
+import { FULL_PLAN, PEER_IDS, QUICK_PLAN, type ChildRequest, type ChildResult, type PeerId, type TimingPlan } from "./protocol.js";
+import { DISTURBED_CORES, formatReport, type BenchReport, type ConcurrencyResult, type HeapResult, type Row } from "./report.js";
+import { gemmFlopsPerSample, WORKLOAD_IDS, WORKLOADS, type WorkloadId } from "./workloads.js";
+
+const SEED = 1234;
+const HEAP_STEPS = 1000;
+const HEAP_TARGET_BYTES = 1_000_000;
+/** Workloads whose 2-core ceiling is measured with two concurrent single-thread processes. */
+const CEILING_WORKLOADS: WorkloadId[] = ["W1", "W2"];
+
+function parseList<T extends string>(value: string | undefined, allowed: readonly T[], what: string): T[] {
+  if (value === undefined) return [...allowed];
+  const items = value.split(",").map((s) => s.trim()).filter(Boolean);
+  const expanded = items.flatMap((s) => (s === "tfjs" ? ["tfjs-cpu", "tfjs-wasm"] : [s]));
+  for (const item of expanded) {
+    if (!allowed.includes(item as T)) throw new Error(`--${what}: unknown "${item}"; choose from ${allowed.join(", ")}`);
+  }
+  return allowed.filter((a) => expanded.includes(a));
+}
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    json: { type: "string" },
+    only: { type: "string" },
+    peers: { type: "string" },
+    retries: { type: "string", default: "1" },
+    "quiet-wait": { type: "string" },
+    help: { type: "boolean", default: false },
+  },
+});
+if (args.help) {
+  console.log(
+    "usage: npm run bench -- [--quick] [--json <file>] [--only W1,W2,W3,W4] [--peers ours,tfjs-cpu,tfjs-wasm,torch]\n" +
+      "                        [--retries 1] [--quiet-wait 120]\n" +
+      "  --retries: how many times a figure disturbed by other work on the machine is measured again (default 1)\n" +
+      "  --quiet-wait: seconds to wait, before each measurement, for the machine to be quiet (default 120; 0 with --quick)",
+  );
+  process.exit(0);
+}
+const workloadIds = parseList(args.only?.toUpperCase(), WORKLOAD_IDS, "only");
+const peers = parseList<PeerId>(args.peers, PEER_IDS, "peers");
+const plan: TimingPlan = args.quick ? QUICK_PLAN : FULL_PLAN;
+const timeoutMs = args.quick ? 180_000 : 900_000;
+const retries = Number(args.retries);
+if (!Number.isInteger(retries) || retries < 0) throw new Error("--retries must be a non-negative integer");
+const quietWait = Number(args["quiet-wait"] ?? (args.quick ? 0 : 120));
+if (!(quietWait >= 0)) throw new Error("--quiet-wait must be a number of seconds >= 0");
+
+/** Before each measurement: wait for the machine to be quiet (see waitForQuiet). */
+async function quietMoment(): Promise<void> {
+  if (quietWait === 0) return;
+  const waited = await waitForQuiet(quietWait, DISTURBED_CORES);
+  if (waited >= quietWait) progress(`    the machine stayed busy for ${quietWait} s; measuring anyway`);
+  else if (waited > 2) progress(`    waited ${waited.toFixed(0)} s for the machine to be quiet`);
+}
+
+const torch = peers.includes("torch") ? torchAvailable() : null;
+const rows: Row[] = [];
+const concurrency: ConcurrencyResult[] = [];
+const notes = new Set<string>();
+let heap: HeapResult | null = null;
+
+function request(peer: PeerId, id: WorkloadId, threads: number, extra: Partial<ChildRequest> = {}): ChildRequest {
+  return { peer, workload: WORKLOADS[id], threads, plan, mode: "throughput", seed: SEED, ...extra };
+}
+
+function progress(text: string): void {
+  process.stderr.write(`${text}\n`);
+}
+
+function toRow(id: WorkloadId, peer: string, threads: number, result: ChildResult): Row {
+  const flops = gemmFlopsPerSample(WORKLOADS[id]);
+  const base: Row = {
+    workload: id,
+    peer,
+    threads,
+    status: "error",
+    samplesPerSec: null,
+    runs: [],
+    min: null,
+    max: null,
+    spreadPct: null,
+    stepsPerRun: null,
+    warmupSteps: null,
+    gflops: null,
+    otherCores: null,
+    ownCores: null,
+    oursRatio: null,
+    note: null,
+    info: result.info,
+  };
+  if (!result.ok) return { ...base, status: result.status, note: result.error };
+  const m = result.measurement!;
+  return {
+    ...base,
+    status: "ok",
+    samplesPerSec: m.median,
+    runs: m.runs,
+    min: m.min,
+    max: m.max,
+    spreadPct: ((m.max - m.min) / m.median) * 100,
+    stepsPerRun: m.stepsPerRun,
+    warmupSteps: m.warmupSteps,
+    gflops: flops !== null ? (m.median * flops) / 1e9 : null,
+    otherCores: m.otherCores,
+    ownCores: m.ownCores ?? null,
+  };
+}
+
+/** Measures one row; a figure disturbed by other work on the machine is measured again (up to
+ *  --retries times), keeping the least disturbed one. */
+async function measureRow(id: WorkloadId, peer: string, threads: number, req: ChildRequest): Promise<Row> {
+  progress(`  ${id} ${peer} threads=${threads} ...`);
+  let row: Row | null = null;
+  for (let attempt = 0; attempt <= retries; attempt++) {
+    await quietMoment();
+    const next = toRow(id, peer, threads, await runOne(req, timeoutMs));
+    const other = next.otherCores !== null ? ` (own cpu ${next.ownCores?.toFixed(2)}, other load ${next.otherCores.toFixed(2)} cores)` : "";
+    progress(`    ${next.status === "ok" ? `${Math.round(next.samplesPerSec!)} samples/s${other}` : `${next.status}: ${next.note}`}`);
+    if (row === null || (next.status === "ok" && (next.otherCores ?? 0) < (row.otherCores ?? 0))) row = next;
+    if (row.status !== "ok" || row.otherCores === null || row.otherCores <= DISTURBED_CORES) break;
+    if (attempt < retries) progress("    disturbed by other work; measuring again");
+  }
+  rows.push(row!);
+  collectNotes(row!);
+  return row!;
+}
+
+function collectNotes(row: Row): void {
+  const i = row.info;
+  if (row.peer === "torch" && i.blas) {
+    const alt = blasAlternative();
+    const altText = alt ? `update-alternatives libblas.so.3-x86_64-linux-gnu -> ${alt.value} (choices: ${alt.choices.join(", ")})` : "update-alternatives not queried";
+    const openblas = i.blas === "OpenBLAS";
+    notes.add(
+      `PyTorch ${i.torch} uses ${openblas ? "OpenBLAS" : "NOT OpenBLAS"} for GEMMs: build ${i.buildBlas} (Debian links the generic libblas.so.3), ` +
+        `${altText}; mapped: ${i.blasLibraries}${i.openblasConfig ? `; ${i.openblasConfig}` : ""}; oneDNN (convolutions) available: ${i.mkldnn}; ` +
+        `denormals flushed to zero (torch.set_flush_denormal): ${i.flushDenormal}.` +
+        (openblas
+          ? ""
+          : ` To use OpenBLAS: apt install libopenblas0-openmp (it registers /usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3) and ` +
+            `update-alternatives --set libblas.so.3-x86_64-linux-gnu /usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3.`),
+    );
+  }
+  if (row.peer === "tfjs-wasm" && i.binary) notes.add(`TF.js wasm: ${i.binary}, SIMD ${i.simd}, XNNPACK threads ${i.xnnpackThreads} (Node: no threaded build).`);
+  if (row.peer.startsWith("ours") && i.kernels) notes.add(`${row.peer}: kernels ${i.kernels}, node ${i.node}.`);
+}
+
+async function runWorkload(id: WorkloadId): Promise<void> {
+  progress(`${id}: ${WORKLOADS[id].title}`);
+  let ours1: Row | null = null;
+  let ours2: Row | null = null;
+  if (peers.includes("ours")) {
+    ours1 = await measureRow(id, "ours", 1, request("ours", id, 1));
+    await measureRow(id, "ours (js kernels)", 1, request("ours", id, 1, { kernels: "js" }));
+    ours2 = await measureRow(id, "ours", 2, request("ours", id, 2));
+  }
+  for (const peer of ["tfjs-cpu", "tfjs-wasm"] as const) {
+    if (peers.includes(peer)) await measureRow(id, peer, 1, request(peer, id, 1));
+  }
+  if (torch) {
+    for (const threads of [1, 2]) {
+      if (torch.ok) await measureRow(id, "torch", threads, request("torch", id, threads));
+      else rows.push(toRow(id, "torch", threads, { ok: false, status: "skipped", error: torch.reason, info: {} }));
+    }
+  }
+  if (ours1 && CEILING_WORKLOADS.includes(id)) concurrency.push(await ceiling(id, ours1, ours2));
+}
+
+/** Two single-thread ours processes timing the same interval; their sum is the 2-core ceiling. */
+async function ceiling(id: WorkloadId, ours1: Row, ours2: Row | null): Promise<ConcurrencyResult> {
+  progress(`  ${id} ours x2 processes (1 thread each, concurrently) ...`);
+  // The same steps per run as the single-process measurement, so both do the same work at once.
+  const steps = ours1.stepsPerRun ?? undefined;
+  const req = request("ours", id, 1, { plan: { ...plan, steps } });
+  await quietMoment();
+  const results = await runTogether([req, req], timeoutMs);
+  const failed = results.find((r) => !r.ok);
+  if (failed && !failed.ok) {
+    return { workload: id, perProcess: [], otherCores: [], combined: null, twoThreads: null, ratio: null, note: `failed: ${failed.error}` };
+  }
+  const perProcess = results.map((r) => (r.ok ? r.measurement!.median : 0));
+  const otherCores = results.map((r) => (r.ok ? r.measurement!.otherCores : null));
+  const combined = perProcess.reduce((a, b) => a + b, 0);
+  const twoThreads = ours2?.status === "ok" ? ours2.samplesPerSec : null;
+  progress(`    ${perProcess.map(Math.round).join(" + ")} = ${Math.round(combined)} samples/s`);
+  return {
+    workload: id,
+    perProcess,
+    otherCores,
+    combined,
+    twoThreads,
+    ratio: twoThreads !== null ? twoThreads / combined : null,
+    note: twoThreads === null ? (ours2?.note ?? "ours with 2 threads was not measured") : null,
+  };
+}
+
+async function heapCheck(): Promise<HeapResult> {
+  progress(`W1 heap growth of ours over ${HEAP_STEPS} warm steps ...`);
+  await quietMoment();
+  const result = await runOne(request("ours", "W1", 1, { mode: "heap", heapSteps: HEAP_STEPS }), timeoutMs);
+  if (!result.ok || !result.heap) {
+    return { workload: "W1", targetBytes: HEAP_TARGET_BYTES, pass: null, note: result.ok ? "no heap figures" : `${result.status}: ${result.error}` };
+  }
+  return { workload: "W1", ...result.heap, targetBytes: HEAP_TARGET_BYTES, pass: result.heap.growthBytes < HEAP_TARGET_BYTES, note: null };
+}
+
+/** ours ÷ peer, for every peer row that has ours (default kernels, same threads) to compare with. */
+function fillRatios(): void {
+  for (const row of rows) {
+    if (row.peer === "ours" || row.samplesPerSec === null) continue;
+    const ours = rows.find((r) => r.workload === row.workload && r.peer === "ours" && r.threads === row.threads && r.samplesPerSec !== null);
+    if (ours) row.oursRatio = ours.samplesPerSec! / row.samplesPerSec;
+  }
+}
+
+const started = Date.now();
+const loadBefore = loadavg()[0].toFixed(2);
+for (const id of workloadIds) await runWorkload(id);
+if (peers.includes("ours") && workloadIds.includes("W1")) heap = await heapCheck();
+fillRatios();
+if (torch && !torch.ok) notes.add(`PyTorch skipped: ${torch.reason}`);
+
+const report: BenchReport = {
+  meta: {
+    date: new Date().toISOString(),
+    mode: args.quick ? "quick" : "full",
+    cpu: cpus()[0]?.model ?? "unknown",
+    cpus: cpus().length,
+    node: process.version,
+    warmup: `>= ${plan.warmupSteps} steps and ${plan.warmupMinSeconds} s`,
+    runs: plan.runs,
+    run_seconds: plan.runSeconds,
+    seconds: Math.round((Date.now() - started) / 1000),
+    // Other work on the machine disturbs every figure; the 1-minute load average before and after.
+    load_before: loadBefore,
+    load_after: loadavg()[0].toFixed(2),
+    torch: torch === null ? "not selected" : torch.ok ? "available" : "skipped",
+  },
+  workloads: workloadIds.map((id) => ({ id, title: WORKLOADS[id].title, batch: WORKLOADS[id].batch, gemmFlopsPerSample: gemmFlopsPerSample(WORKLOADS[id]) })),
+  rows,
+  concurrency,
+  heap,
+  notes: [...notes],
+};
+console.log(formatReport(report));
+if (args.json) {
+  writeFileSync(args.json, JSON.stringify(report, null, 2) + "\n");
+  console.log(`\nJSON written to ${args.json}`);
+}

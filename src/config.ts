@@ -19,7 +19,18 @@ const envSchema = z.object({
   WORKER_CORES: z.coerce.number().int().min(1).max(4096).optional(),
   /** BullMQ queue name; tests use a fresh one each run. */
   QUEUE_NAME: z.string().min(1).default("training"),
+  /** The key that creates and revokes API keys (POST/GET /v1/keys, DELETE /v1/keys/:id). Unset: no
+   *  admin routes, keys can only be made with `npm run key`. */
+  ADMIN_API_KEY: z.string().min(16, "at least 16 characters").optional(),
+  /** Queued plus running jobs one tenant may have at once (0: no cap). */
+  MAX_ACTIVE_JOBS_PER_TENANT: z.coerce.number().int().min(0).default(20),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  /** When set, GET /metrics requires `Authorization: Bearer <METRICS_TOKEN>`; unset, it is open. */
+  METRICS_TOKEN: z.string().min(1).optional(),
+  /** Requests one client (API key, else IP) may make per RATE_LIMIT_WINDOW_MS; 0 turns the limit off. */
+  RATE_LIMIT_MAX: z.coerce.number().int().min(0).default(600),
+  /** The rate limit's window, in milliseconds. */
+  RATE_LIMIT_WINDOW_MS: z.coerce.number().int().min(1).default(60_000),
 
   // --- the job system's timings (see workers/main.ts for why each default is what it is) -------
   /** How long a worker's lock on a job lasts without renewal (renewed every half of it). */
@@ -63,6 +74,13 @@ export interface Config {
   readonly workerCores: number;
   readonly queueName: string;
   readonly logLevel: z.infer<typeof envSchema>["LOG_LEVEL"];
+  /** GET /metrics requires this bearer token when set. */
+  readonly metricsToken: string | undefined;
+  /** Requests per client per window; 0: no rate limit. */
+  readonly rateLimit: Readonly<{ max: number; windowMs: number }>;
+  readonly adminApiKey: string | undefined;
+  /** 0: no cap. */
+  readonly maxActiveJobsPerTenant: number;
   readonly worker: Readonly<{
     lockMs: number;
     stalledIntervalMs: number;
@@ -98,6 +116,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workerCores: e.WORKER_CORES ?? availableParallelism(),
     queueName: e.QUEUE_NAME,
     logLevel: e.LOG_LEVEL,
+    metricsToken: e.METRICS_TOKEN,
+    rateLimit: Object.freeze({ max: e.RATE_LIMIT_MAX, windowMs: e.RATE_LIMIT_WINDOW_MS }),
+    adminApiKey: e.ADMIN_API_KEY,
+    maxActiveJobsPerTenant: e.MAX_ACTIVE_JOBS_PER_TENANT,
     worker: Object.freeze({
       lockMs: e.WORKER_LOCK_MS,
       stalledIntervalMs: e.WORKER_STALLED_INTERVAL_MS,

@@ -12,14 +12,20 @@ export const errorCatalogue = {
   non_numeric_value: { status: 400, message: "A feature value is not a number." },
   empty_dataset: { status: 400, message: "The file holds no data rows." },
   unknown_column: { status: 400, message: "A named column is not in the file's header." },
+  // 401
+  unauthorized: { status: 401, message: "Send a valid API key as `Authorization: Bearer <key>`." },
+  // 403
+  forbidden: { status: 403, message: "This route needs the admin key." },
   // 404
   not_found: { status: 404, message: "No such route." },
   dataset_not_found: { status: 404, message: "No dataset has that id." },
   job_not_found: { status: 404, message: "No job has that id." },
   checkpoint_not_found: { status: 404, message: "The job has no such checkpoint." },
+  key_not_found: { status: 404, message: "No API key has that id." },
   // 409
   dataset_not_ready: { status: 409, message: "The dataset is not ready." },
   job_finished: { status: 409, message: "The job has already ended." },
+  dataset_in_use: { status: 409, message: "A queued or running job uses this dataset." },
   // 413, 415
   payload_too_large: { status: 413, message: "The upload is larger than the limit." },
   unsupported_media_type: { status: 415, message: "This content type is not accepted here." },
@@ -27,6 +33,9 @@ export const errorCatalogue = {
   invalid_config: { status: 422, message: "The job config is not valid." },
   dataset_mismatch: { status: 422, message: "The job config does not fit the dataset." },
   idempotency_key_reused: { status: 422, message: "This Idempotency-Key was already used with a different request body." },
+  // 429
+  too_many_jobs: { status: 429, message: "The tenant has as many queued and running jobs as it may have." },
+  rate_limited: { status: 429, message: "Too many requests: slow down and retry after the number of seconds in the Retry-After header." },
   // 5xx
   internal: { status: 500, message: "Something went wrong on our side." },
   unavailable: { status: 503, message: "A backing service is unavailable." },

@@ -143,6 +143,9 @@ export async function processTrainingJob(deps: ProcessDeps, bullJob: BullJob<Tra
     log.info(checkpoint ? "job resumed" : "job started", { jobId, delivery, fromEpoch: checkpoint?.epoch ?? 0 });
 
     if (stopCause) return await endStopped(deps, bullJob, token, jobId, stopCause, lastEpoch, jobConfig);
+    // A dataset cannot be deleted while a job using it is unfinished; this is only reachable if
+    // that rule is broken from outside the API.
+    if (!job.datasetId) throw new AppError("dataset_not_found", "The job's dataset has been deleted.", "dataset_id");
     const train = await loadSet(db, job.datasetId);
     const val = job.validationDatasetId ? await loadSet(db, job.validationDatasetId) : null;
     if (stopCause) return await endStopped(deps, bullJob, token, jobId, stopCause, lastEpoch, jobConfig);

@@ -10,6 +10,8 @@ import { registerErrorHandling } from "./error-handler.js";
 import { healthRoutes } from "./routes/health.js";
 import { datasetRoutes } from "./routes/datasets.js";
 import { jobRoutes } from "./routes/jobs.js";
+import { keyRoutes } from "./routes/keys.js";
+import { registerAuth, securitySchemes } from "./auth.js";
 
 export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
   const app = Fastify({
@@ -28,15 +30,18 @@ export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
         description: "Upload a dataset, submit a training job, follow its losses epoch by epoch, download the weights.",
         version: "1",
       },
+      components: { securitySchemes },
     },
     transform: jsonSchemaTransform,
   });
   await app.register(swaggerUi, { routePrefix: "/docs" });
   registerErrorHandling(app);
+  registerAuth(app, ctx);
 
   await app.register(healthRoutes(ctx));
   await app.register(datasetRoutes(ctx));
   await app.register(jobRoutes(ctx));
+  await app.register(keyRoutes(ctx));
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
   return app;
 }

@@ -30,7 +30,7 @@ export const datasetSchema = z.object({
   feature_names: z.array(z.string()),
   target_names: z.array(z.string()),
   columns: z.array(columnSchema),
-  sha256: z.string().nullable(),
+  sha256: z.string().nullable().describe("SHA-256 of the uploaded file's bytes: the same file uploaded twice has the same hash (see `GET /v1/datasets?sha256=`)."),
   bytes: z.number().int(),
   created_at: z.string(),
 });
@@ -69,7 +69,7 @@ export const jobSchema = z.object({
     .describe("Why a failed job failed: `diverged`, `invalid_config`, `dataset_mismatch`, `timeout` (max_runtime_seconds), `internal`."),
   priority: z.number().int().describe("Higher runs first among queued jobs."),
   config: z.record(z.string(), z.unknown()).describe("The job config as stored, with every default filled in."),
-  dataset_id: z.string(),
+  dataset_id: z.string().nullable().describe("null once the dataset has been deleted (possible only after the job ended)."),
   validation_dataset_id: z.string().nullable(),
   epoch: z.number().int().describe("Last epoch whose metrics are stored."),
   best_epoch: z.number().int().nullable(),

@@ -21,9 +21,9 @@ export interface DatasetSummaryWrite {
   yChunks: Uint8Array[];
 }
 
-export async function createUploadingDataset(db: Db, name: string, format: string): Promise<DatasetRow> {
+export async function createUploadingDataset(db: Db, tenant: string, name: string, format: string): Promise<DatasetRow> {
   return db.dataset.create({
-    data: { name, format, task: "", inputWidth: 0, targetWidth: 0, inputShape: [], chunkRows: 0 },
+    data: { tenant, name, format, task: "", inputWidth: 0, targetWidth: 0, inputShape: [], chunkRows: 0 },
   });
 }
 
@@ -72,6 +72,22 @@ export async function deleteDataset(db: Db, datasetId: string): Promise<void> {
 }
 
 /**
+ * Deletes a dataset with its chunks unless a queued, running or cancelling job uses it, in one
+ * statement (a check and a delete apart could let a job slip in between). Jobs that have ended keep
+ * their results; their dataset_id becomes null. Returns false when a job uses it.
+ */
+export async function deleteUnusedDataset(db: Db, datasetId: string): Promise<boolean> {
+  const n = await db.$executeRaw`
+    DELETE FROM datasets d
+     WHERE d.id = ${datasetId}::uuid
+       AND NOT EXISTS (
+         SELECT 1 FROM jobs j
+          WHERE (j.dataset_id = d.id OR j.validation_dataset_id = d.id)
+            AND j.status IN ('queued', 'running', 'cancelling'))`;
+  return n === 1;
+}
+
+/**
  * Deletes `uploading` datasets (and their chunks) that have not received a chunk since
  * `staleBefore`: their upload was cut off with the process receiving it. Returns how many.
  */
@@ -80,14 +96,19 @@ export async function deleteAbandonedUploads(db: Db, staleBefore: Date): Promise
   return res.count;
 }
 
-export async function findDataset(db: Db, id: string): Promise<DatasetRow | null> {
-  return isId(id) ? db.dataset.findUnique({ where: { id } }) : null;
+/** A dataset by id; with `tenant`, only if it belongs to that tenant. */
+export async function findDataset(db: Db, id: string, tenant?: string): Promise<DatasetRow | null> {
+  return isId(id) ? db.dataset.findFirst({ where: { id, ...(tenant !== undefined ? { tenant } : {}) } }) : null;
 }
 
-export async function listDatasets(db: Db, opts: { after?: string; limit: number }): Promise<DatasetRow[]> {
-  const cursor = isId(opts.after) ? await db.dataset.findUnique({ where: { id: opts.after }, select: { createdAt: true, id: true } }) : null;
+export async function listDatasets(db: Db, tenant: string, opts: { after?: string; limit: number; sha256?: string }): Promise<DatasetRow[]> {
+  const cursor = isId(opts.after)
+    ? await db.dataset.findFirst({ where: { id: opts.after, tenant }, select: { createdAt: true, id: true } })
+    : null;
   return db.dataset.findMany({
     where: {
+      tenant,
+      ...(opts.sha256 ? { sha256: opts.sha256 } : {}),
       // `failed` datasets are not served at all; `uploading` ones are listed with that status.
       status: { not: "failed" },
       ...(cursor ? { OR: [{ createdAt: { lt: cursor.createdAt } }, { createdAt: cursor.createdAt, id: { lt: cursor.id } }] } : {}),

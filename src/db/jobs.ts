@@ -33,7 +33,10 @@ export interface EventWrite {
 }
 
 export interface NewJob {
+  tenant: string;
   config: object;
+  /** The dataset's class labels (classification). */
+  classes: string[];
   datasetId: string;
   validationDatasetId: string | null;
   priority: number;
@@ -41,35 +44,52 @@ export interface NewJob {
   requestHash?: string | null;
 }
 
-export async function createJob(db: Db, data: NewJob): Promise<JobRow> {
-  return db.job.create({ data });
+/** Thrown by createJob when the tenant already has `maxActive` unfinished jobs. */
+export class TooManyJobs extends Error {
+  constructor(readonly active: number) {
+    super(`tenant has ${active} unfinished jobs`);
+  }
 }
 
 /**
- * Creates a job that carries an Idempotency-Key, or returns null when another job already holds
- * that key (the unique index settles concurrent submissions with the same key).
+ * Stores a new job. With `maxActive` > 0, the tenant's queued, running and cancelling jobs are
+ * counted first, under a per-tenant lock held to the end of the transaction, so concurrent
+ * submissions cannot overshoot the cap (TooManyJobs). With an Idempotency-Key, returns null when
+ * another job of the tenant already holds that key (the unique index settles concurrent
+ * submissions with the same key).
  */
-export async function createJobOnce(db: Db, data: NewJob & { idempotencyKey: string }): Promise<JobRow | null> {
+export async function createJob(db: Db, data: NewJob, maxActive = 0): Promise<JobRow | null> {
   try {
-    return await db.job.create({ data });
+    return await db.$transaction(async (tx) => {
+      if (maxActive > 0) {
+        await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtext(${"jobs:" + data.tenant}))`;
+        const active = await tx.job.count({ where: { tenant: data.tenant, status: { in: [...UNFINISHED_STATUSES] } } });
+        if (active >= maxActive) throw new TooManyJobs(active);
+      }
+      return tx.job.create({ data });
+    });
   } catch (err) {
-    if ((err as { code?: string }).code === "P2002") return null;
+    if (data.idempotencyKey != null && (err as { code?: string }).code === "P2002") return null;
     throw err;
   }
 }
 
-export async function findJob(db: Db, id: string): Promise<JobRow | null> {
-  return isId(id) ? db.job.findUnique({ where: { id } }) : null;
+/** A job by id; with `tenant`, only if it belongs to that tenant (the API always passes it). */
+export async function findJob(db: Db, id: string, tenant?: string): Promise<JobRow | null> {
+  return isId(id) ? db.job.findFirst({ where: { id, ...(tenant !== undefined ? { tenant } : {}) } }) : null;
 }
 
-export async function findJobByIdempotencyKey(db: Db, key: string): Promise<JobRow | null> {
-  return db.job.findUnique({ where: { idempotencyKey: key } });
+export async function findJobByIdempotencyKey(db: Db, tenant: string, key: string): Promise<JobRow | null> {
+  return db.job.findUnique({ where: { tenant_idempotencyKey: { tenant, idempotencyKey: key } } });
 }
 
-export async function listJobs(db: Db, opts: { after?: string; limit: number; status?: JobStatus }): Promise<JobRow[]> {
-  const cursor = isId(opts.after) ? await db.job.findUnique({ where: { id: opts.after }, select: { createdAt: true, id: true } }) : null;
+export async function listJobs(db: Db, tenant: string, opts: { after?: string; limit: number; status?: JobStatus }): Promise<JobRow[]> {
+  const cursor = isId(opts.after)
+    ? await db.job.findFirst({ where: { id: opts.after, tenant }, select: { createdAt: true, id: true } })
+    : null;
   return db.job.findMany({
     where: {
+      tenant,
       ...(opts.status ? { status: opts.status } : {}),
       ...(cursor
         ? { OR: [{ createdAt: { lt: cursor.createdAt } }, { createdAt: cursor.createdAt, id: { lt: cursor.id } }] }

@@ -9,8 +9,13 @@ export interface UploadRequest extends IngestOptions {
   name: string;
 }
 
-export async function uploadDataset(db: Db, source: AsyncIterable<Uint8Array | string>, req: UploadRequest): Promise<repo.DatasetRow> {
-  const row = await repo.createUploadingDataset(db, req.name, req.format);
+export async function uploadDataset(
+  db: Db,
+  tenant: string,
+  source: AsyncIterable<Uint8Array | string>,
+  req: UploadRequest,
+): Promise<repo.DatasetRow> {
+  const row = await repo.createUploadingDataset(db, tenant, req.name, req.format);
   try {
     const summary = await ingestDataset(source, req, (chunk) => repo.insertChunk(db, row.id, chunk.index, chunk.rows, chunk.x));
     return await repo.finishDataset(db, row.id, { ...summary, columns: summary.columns });
@@ -21,10 +26,21 @@ export async function uploadDataset(db: Db, source: AsyncIterable<Uint8Array | s
   }
 }
 
-export async function getDataset(db: Db, id: string): Promise<repo.DatasetRow> {
-  const row = await repo.findDataset(db, id);
+/** A dataset of the tenant's; another tenant's is "not found", exactly like a missing one. */
+export async function getDataset(db: Db, tenant: string, id: string): Promise<repo.DatasetRow> {
+  const row = await repo.findDataset(db, id, tenant);
   if (!row || row.status === "failed") throw new AppError("dataset_not_found", `No dataset has id ${id}.`, "id");
   return row;
+}
+
+/**
+ * Deletes a dataset of the tenant's with its rows. Refused (409) while a queued or running job uses
+ * it; jobs that have ended keep their metrics and weights, and no longer point at it.
+ */
+export async function deleteDataset(db: Db, tenant: string, id: string): Promise<void> {
+  const row = await getDataset(db, tenant, id);
+  if (await repo.deleteUnusedDataset(db, row.id)) return;
+  throw new AppError("dataset_in_use", `Dataset ${id} is used by a queued or running job; cancel it or wait for it to end.`, "id");
 }
 
 /** Loads every row of a ready dataset into memory as float32, for the trainer. */

@@ -12,7 +12,7 @@ import { enqueueTraining, withTimeout, type TrainingQueue } from "../queue/index
 export interface JobServiceDeps {
   db: Db;
   queue: TrainingQueue;
-  config: Pick<Config, "jobAttempts" | "jobBackoffMs" | "queueTimeoutMs">;
+  config: Pick<Config, "jobAttempts" | "jobBackoffMs" | "queueTimeoutMs" | "maxActiveJobsPerTenant">;
 }
 
 export interface Submitted {
@@ -32,15 +32,20 @@ export interface Submitted {
  * defaults, before a random seed is drawn) return the job the first request created; the same key
  * with another body is a 422.
  */
-export async function submitJob(deps: JobServiceDeps, parsed: JobConfig, opts: { idempotencyKey?: string } = {}): Promise<Submitted> {
+export async function submitJob(
+  deps: JobServiceDeps,
+  tenant: string,
+  parsed: JobConfig,
+  opts: { idempotencyKey?: string } = {},
+): Promise<Submitted> {
   const { db } = deps;
   const key = opts.idempotencyKey;
   const requestHash = key === undefined ? null : hashRequest(parsed);
   // Both lookups at once; a replay wins over whatever the dataset lookup says (the dataset may
   // have changed since the first request).
   const [earlier, datasetResult] = await Promise.all([
-    key !== undefined ? jobs.findJobByIdempotencyKey(db, key) : null,
-    readyDataset(db, parsed.dataset_id, "dataset_id").then(
+    key !== undefined ? jobs.findJobByIdempotencyKey(db, tenant, key) : null,
+    readyDataset(db, tenant, parsed.dataset_id, "dataset_id").then(
       (row) => ({ row }),
       (error: unknown) => ({ error }),
     ),
@@ -50,7 +55,7 @@ export async function submitJob(deps: JobServiceDeps, parsed: JobConfig, opts: {
   const dataset = datasetResult.row;
   let validationDatasetId: string | null = null;
   if ("dataset_id" in parsed.validation) {
-    const val = await readyDataset(db, parsed.validation.dataset_id, "validation.dataset_id");
+    const val = await readyDataset(db, tenant, parsed.validation.dataset_id, "validation.dataset_id");
     const same =
       val.task === dataset.task &&
       val.inputWidth === dataset.inputWidth &&
@@ -82,19 +87,25 @@ export async function submitJob(deps: JobServiceDeps, parsed: JobConfig, opts: {
     model: { ...parsed.model, input_shape: parsed.model.input_shape ?? dataset.inputShape },
     seed: parsed.seed ?? randomInt(0, 2 ** 31),
   };
-  const row = { config, datasetId: dataset.id, validationDatasetId, priority: config.priority };
-  let job: jobs.JobRow;
-  if (key !== undefined) {
-    const made = await jobs.createJobOnce(db, { ...row, idempotencyKey: key, requestHash });
-    if (!made) {
-      // A concurrent request with the same key won the unique index.
-      const earlier = await jobs.findJobByIdempotencyKey(db, key);
-      if (!earlier) throw new Error(`idempotency key ${JSON.stringify(key)} is taken but its job cannot be read`);
-      return replay(deps, earlier, requestHash!);
+  const row = { tenant, config, classes: dataset.classes, datasetId: dataset.id, validationDatasetId, priority: config.priority, idempotencyKey: key ?? null, requestHash };
+  let job: jobs.JobRow | null;
+  try {
+    job = await jobs.createJob(db, row, deps.config.maxActiveJobsPerTenant);
+  } catch (err) {
+    if (err instanceof jobs.TooManyJobs) {
+      throw new AppError(
+        "too_many_jobs",
+        `You have ${err.active} queued or running jobs, the most allowed at once; wait for one to finish or cancel one.`,
+        null,
+      );
     }
-    job = made;
-  } else {
-    job = await jobs.createJob(db, row);
+    throw err;
+  }
+  if (!job) {
+    // A concurrent request with the same key won the unique index.
+    const earlier = await jobs.findJobByIdempotencyKey(db, tenant, key!);
+    if (!earlier) throw new Error(`idempotency key ${JSON.stringify(key)} is taken but its job cannot be read`);
+    return replay(deps, earlier, requestHash!);
   }
   return { job, created: true, enqueued: await tryEnqueue(deps, job) };
 }
@@ -138,8 +149,9 @@ function canonicalJson(value: unknown): string {
   return JSON.stringify(value);
 }
 
-export async function getJob(db: Db, id: string): Promise<jobs.JobRow> {
-  const job = await jobs.findJob(db, id);
+/** A job of the tenant's; another tenant's job is "not found", exactly like a missing one. */
+export async function getJob(db: Db, tenant: string, id: string): Promise<jobs.JobRow> {
+  const job = await jobs.findJob(db, id, tenant);
   if (!job) throw new AppError("job_not_found", `No job has id ${id}.`, "id");
   return job;
 }
@@ -157,9 +169,9 @@ const UNHELD_STATES = new Set(["waiting", "prioritized", "delayed", "waiting-chi
  * here at once. Returns the job as it stands: `cancelled`, or still `cancelling` while the cancel
  * is on its way to a worker.
  */
-export async function cancelJob(deps: JobServiceDeps, id: string): Promise<jobs.JobRow> {
+export async function cancelJob(deps: JobServiceDeps, tenant: string, id: string): Promise<jobs.JobRow> {
   const { db, queue } = deps;
-  const before = await getJob(db, id);
+  const before = await getJob(db, tenant, id);
   if (jobs.isTerminal(before.status)) throw finished(before);
   const job = await jobs.requestCancel(db, id);
   if (!job) throw new AppError("job_not_found", `No job has id ${id}.`, "id");
@@ -177,7 +189,7 @@ export async function cancelJob(deps: JobServiceDeps, id: string): Promise<jobs.
   if (removed) {
     await jobs.finishJob(db, id, { status: "cancelled" }, [cancelledEvent(job.epoch)], ["cancelling"]);
   }
-  return getJob(db, id);
+  return getJob(db, tenant, id);
 }
 
 export function cancelledEvent(epoch: number): jobs.EventWrite {
@@ -196,8 +208,8 @@ function finished(job: jobs.JobRow): AppError {
   return new AppError("job_finished", `Job ${job.id} has already ended (${job.status}); there is nothing to cancel.`, "id");
 }
 
-async function readyDataset(db: Db, id: string, param: string): Promise<datasets.DatasetRow> {
-  const row = await datasets.findDataset(db, id);
+async function readyDataset(db: Db, tenant: string, id: string, param: string): Promise<datasets.DatasetRow> {
+  const row = await datasets.findDataset(db, id, tenant);
   if (!row || row.status === "failed") throw new AppError("dataset_not_found", `No dataset has id ${id}.`, param);
   if (row.status !== "ready") throw new AppError("dataset_not_ready", `Dataset ${id} is still ${row.status}.`, param);
   return row;

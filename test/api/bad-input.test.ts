@@ -7,7 +7,7 @@ let datasetId: string;
 
 beforeAll(async () => {
   t = await startTestApp("badinput");
-  const res = await t.app.inject({
+  const res = await t.inject({
     method: "POST",
     url: "/v1/datasets?name=tiny&target=label",
     headers: { "content-type": "text/csv" },
@@ -31,7 +31,7 @@ function expectError(res: { statusCode: number; json(): any }, status: number, c
 }
 
 const upload = (payload: string, query = "", type = "text/csv") =>
-  t.app.inject({ method: "POST", url: `/v1/datasets${query}`, headers: { "content-type": type }, payload });
+  t.inject({ method: "POST", url: `/v1/datasets${query}`, headers: { "content-type": type }, payload });
 
 const goodJob = () => ({
   dataset_id: datasetId,
@@ -41,15 +41,15 @@ const goodJob = () => ({
 
 describe("dataset uploads", () => {
   it("a request without a file is a 400 missing_file", async () => {
-    expectError(await t.app.inject({ method: "POST", url: "/v1/datasets?format=csv" }), 400, "missing_file", "file");
+    expectError(await t.inject({ method: "POST", url: "/v1/datasets?format=csv" }), 400, "missing_file", "file");
     expectError(await upload(""), 400, "missing_file", "file");
   });
 
   it("a ragged row is a 400 that names its line, and leaves no dataset behind", async () => {
-    const before = (await t.app.inject({ method: "GET", url: "/v1/datasets?limit=100" })).json().data.length;
+    const before = (await t.inject({ method: "GET", url: "/v1/datasets?limit=100" })).json().data.length;
     const msg = expectError(await upload("a,b,y\n1,2,3\n4,5,6\n7,8\n"), 400, "csv_ragged_row", "file");
     expect(msg).toContain("line 4");
-    const after = (await t.app.inject({ method: "GET", url: "/v1/datasets?limit=100" })).json().data.length;
+    const after = (await t.inject({ method: "GET", url: "/v1/datasets?limit=100" })).json().data.length;
     expect(after).toBe(before);
   });
 
@@ -81,7 +81,7 @@ describe("dataset uploads", () => {
       `--${boundary}\r\nContent-Disposition: form-data; name="target"\r\n\r\nlabel\r\n` +
       `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="pts.csv"\r\nContent-Type: text/csv\r\n\r\n` +
       `p,q,label\n1,2,a\n3,4,b\n\r\n--${boundary}--\r\n`;
-    const multi = await t.app.inject({
+    const multi = await t.inject({
       method: "POST",
       url: "/v1/datasets",
       headers: { "content-type": `multipart/form-data; boundary=${boundary}` },
@@ -92,13 +92,13 @@ describe("dataset uploads", () => {
   });
 
   it("an unknown dataset id is a 404", async () => {
-    expectError(await t.app.inject({ method: "GET", url: "/v1/datasets/8d0f3a4e-1111-4222-8333-944455556666" }), 404, "dataset_not_found", "id");
-    expectError(await t.app.inject({ method: "GET", url: "/v1/datasets/not-a-uuid" }), 404, "dataset_not_found", "id");
+    expectError(await t.inject({ method: "GET", url: "/v1/datasets/8d0f3a4e-1111-4222-8333-944455556666" }), 404, "dataset_not_found", "id");
+    expectError(await t.inject({ method: "GET", url: "/v1/datasets/not-a-uuid" }), 404, "dataset_not_found", "id");
   });
 });
 
 describe("job configs", () => {
-  const post = (payload: unknown) => t.app.inject({ method: "POST", url: "/v1/jobs", payload: payload as object });
+  const post = (payload: unknown) => t.inject({ method: "POST", url: "/v1/jobs", payload: payload as object });
 
   it("accepts a good config and fills in the defaults and a seed", async () => {
     const res = await post(goodJob());
@@ -107,7 +107,7 @@ describe("job configs", () => {
     expect(job.status).toBe("queued");
     expect(job.config).toMatchObject({ epochs: 10, batch_size: 32, shuffle: true, validation: { split: 0.2 } });
     expect(Number.isInteger(job.config.seed)).toBe(true);
-    const read = await t.app.inject({ method: "GET", url: `/v1/jobs/${job.id}` });
+    const read = await t.inject({ method: "GET", url: `/v1/jobs/${job.id}` });
     expect(read.json().id).toBe(job.id);
   });
 
@@ -147,29 +147,29 @@ describe("job configs", () => {
   });
 
   it("a body that is not JSON is a 400", async () => {
-    const res = await t.app.inject({ method: "POST", url: "/v1/jobs", headers: { "content-type": "application/json" }, payload: "{nope" });
+    const res = await t.inject({ method: "POST", url: "/v1/jobs", headers: { "content-type": "application/json" }, payload: "{nope" });
     expectError(res, 400, "invalid_request", "body");
   });
 
   it("an unknown job id is a 404", async () => {
-    expectError(await t.app.inject({ method: "GET", url: "/v1/jobs/8d0f3a4e-1111-4222-8333-944455556666/metrics" }), 404, "job_not_found", "id");
+    expectError(await t.inject({ method: "GET", url: "/v1/jobs/8d0f3a4e-1111-4222-8333-944455556666/metrics" }), 404, "job_not_found", "id");
   });
 });
 
 describe("after all that", () => {
   it("the service is still healthy and ready", async () => {
-    expect((await t.app.inject({ method: "GET", url: "/healthz" })).statusCode).toBe(200);
-    const ready = await t.app.inject({ method: "GET", url: "/readyz" });
+    expect((await t.inject({ method: "GET", url: "/healthz" })).statusCode).toBe(200);
+    const ready = await t.inject({ method: "GET", url: "/readyz" });
     expect(ready.json()).toEqual({ status: "ready", postgres: true, redis: true });
   });
 
   it("serves a valid OpenAPI document listing the routes", async () => {
-    const doc = (await t.app.inject({ method: "GET", url: "/openapi.json" })).json();
+    const doc = (await t.inject({ method: "GET", url: "/openapi.json" })).json();
     expect(doc.openapi).toMatch(/^3\./);
     for (const p of ["/v1/datasets", "/v1/datasets/{id}", "/v1/jobs", "/v1/jobs/{id}", "/v1/jobs/{id}/metrics", "/v1/jobs/{id}/weights", "/healthz", "/readyz"]) {
       expect(Object.keys(doc.paths)).toContain(p);
     }
-    expect((await t.app.inject({ method: "GET", url: "/docs" })).statusCode).toBeLessThan(400);
+    expect((await t.inject({ method: "GET", url: "/docs" })).statusCode).toBeLessThan(400);
   });
 });
 
@@ -178,9 +178,9 @@ describe("upload limit", () => {
     const small = await startTestApp("limit", { UPLOAD_LIMIT_BYTES: "64" });
     try {
       const big = "a,b,y\n" + "1,2,3\n".repeat(50);
-      const res = await small.app.inject({ method: "POST", url: "/v1/datasets", headers: { "content-type": "text/csv" }, payload: big });
+      const res = await small.inject({ method: "POST", url: "/v1/datasets", headers: { "content-type": "text/csv" }, payload: big });
       expectError(res, 413, "payload_too_large", "file");
-      const list = await small.app.inject({ method: "GET", url: "/v1/datasets" });
+      const list = await small.inject({ method: "GET", url: "/v1/datasets" });
       expect(list.json().data).toHaveLength(0);
     } finally {
       await small.close();
@@ -190,7 +190,7 @@ describe("upload limit", () => {
 
 describe("the job config in the OpenAPI document", () => {
   it("describes every field, and gives each optional one a default (or says what happens without it)", async () => {
-    const doc = (await t.app.inject({ method: "GET", url: "/openapi.json" })).json();
+    const doc = (await t.inject({ method: "GET", url: "/openapi.json" })).json();
     const body = doc.paths["/v1/jobs"].post.requestBody.content["application/json"].schema;
     const problems: string[] = [];
     let fields = 0;

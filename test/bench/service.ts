@@ -101,7 +101,7 @@ function csvStream(d: Dataset): ReadableStream<Uint8Array> {
 async function api(stack: Stack, method: string, path: string, body?: unknown): Promise<any> {
   const res = await fetch(`${stack.baseUrl}${path}`, {
     method,
-    headers: body === undefined ? {} : { "content-type": "application/json" },
+    headers: body === undefined ? stack.auth : { ...stack.auth, "content-type": "application/json" },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();
@@ -114,7 +114,7 @@ async function upload(stack: Stack, d: Dataset): Promise<any> {
   const query = new URLSearchParams({ name: "bench-w1", format: "csv", target: "label", task: "classification" });
   const init: RequestInit & { duplex: "half" } = {
     method: "POST",
-    headers: { "content-type": "text/csv" },
+    headers: { ...stack.auth, "content-type": "text/csv" },
     body: csvStream(d),
     duplex: "half", // a streamed request body
   };

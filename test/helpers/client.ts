@@ -6,7 +6,7 @@ export function client(stack: Stack) {
   async function api(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
     const res = await fetch(`${stack.baseUrl}${path}`, {
       method,
-      headers: body === undefined ? headers : { "content-type": "application/json", ...headers },
+      headers: body === undefined ? { ...stack.auth, ...headers } : { ...stack.auth, "content-type": "application/json", ...headers },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const text = await res.text();
@@ -14,7 +14,7 @@ export function client(stack: Stack) {
   }
 
   async function uploadCsv(csv: string, query: string) {
-    const res = await fetch(`${stack.baseUrl}/v1/datasets?${query}`, { method: "POST", headers: { "content-type": "text/csv" }, body: csv });
+    const res = await fetch(`${stack.baseUrl}/v1/datasets?${query}`, { method: "POST", headers: { ...stack.auth, "content-type": "text/csv" }, body: csv });
     const body = await res.json();
     expect(res.status, JSON.stringify(body)).toBe(201);
     return body;

@@ -88,6 +88,13 @@ export interface Stack {
   queueName: string;
   /** The environment every process of the stack gets. */
   env: Record<string, string>;
+  /** ADMIN_API_KEY of the stack's API. */
+  adminKey: string;
+  /** A key of the tenant `tenant`, made through POST /v1/keys. */
+  key: string;
+  tenant: string;
+  /** `{ authorization: "Bearer <key>" }`, to spread into a request's headers. */
+  auth: { authorization: string };
   /** Starts another worker process on the same database and queue. */
   startWorker(extraEnv?: Record<string, string>): Proc;
   close(): Promise<void>;
@@ -105,7 +112,15 @@ export async function startStack(label: string, opts: StackOptions = {}): Promis
   const db = await createTestDatabase(label);
   const queueName = uniqueQueueName(label);
   const port = await freePort();
-  const env = { DATABASE_URL: db.url, REDIS_URL, QUEUE_NAME: queueName, PORT: String(port), HOST: "127.0.0.1", ...opts.env };
+  const env: Record<string, string> = {
+    DATABASE_URL: db.url,
+    REDIS_URL,
+    QUEUE_NAME: queueName,
+    PORT: String(port),
+    HOST: "127.0.0.1",
+    ADMIN_API_KEY: TEST_ADMIN_KEY,
+    ...opts.env,
+  };
   const api = startProcess("src/api/server.ts", env);
   const workers: Proc[] = [];
   const startWorker = (extraEnv: Record<string, string> = {}) => {
@@ -116,8 +131,14 @@ export async function startStack(label: string, opts: StackOptions = {}): Promis
   for (let i = 0; i < (opts.workers ?? 1); i++) startWorker();
   const baseUrl = `http://127.0.0.1:${port}`;
   await waitFor(async () => (await fetch(`${baseUrl}/readyz`).catch(() => null))?.status === 200, 30_000, () => api.output());
+  const tenant = "tenant-a";
+  const key = await createKey(baseUrl, env.ADMIN_API_KEY, tenant);
   return {
     baseUrl,
+    adminKey: env.ADMIN_API_KEY,
+    key,
+    tenant,
+    auth: { authorization: `Bearer ${key}` },
     api,
     get worker() {
       return workers[0];
@@ -133,6 +154,20 @@ export async function startStack(label: string, opts: StackOptions = {}): Promis
       await db.drop();
     },
   };
+}
+
+export const TEST_ADMIN_KEY = "test-admin-key-0123456789";
+
+/** Makes a tenant's key through the API, with the admin key. */
+export async function createKey(baseUrl: string, adminKey: string, tenant: string): Promise<string> {
+  const res = await fetch(`${baseUrl}/v1/keys`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${adminKey}` },
+    body: JSON.stringify({ tenant }),
+  });
+  const body = (await res.json()) as { key?: string };
+  if (res.status !== 201 || !body.key) throw new Error(`POST /v1/keys answered ${res.status}: ${JSON.stringify(body)}`);
+  return body.key;
 }
 
 /** A redis-server of the test's own, keeping nothing on disk, so a restart empties it. */

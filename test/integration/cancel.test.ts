@@ -49,7 +49,7 @@ describe("POST /v1/jobs/:id/cancel", () => {
     expect(metrics.length).toBeGreaterThanOrEqual(2);
     expect(metrics.map((m: any) => m.epoch)).toEqual(Array.from({ length: metrics.length }, (_, i) => i + 1));
     expect(done.epoch).toBe(metrics.length);
-    const weights = await fetch(`${stack.baseUrl}/v1/jobs/${job.id}/weights?checkpoint=last`);
+    const weights = await fetch(`${stack.baseUrl}/v1/jobs/${job.id}/weights?checkpoint=last`, { headers: stack.auth });
     expect(weights.status).toBe(200);
     // Epochs finished but not yet written when the cancel came keep their metrics, not their
     // checkpoints (so the cancel does not wait for megabytes): `last` may lag by an epoch or two.

@@ -103,8 +103,8 @@ describe("the snapshot codec", () => {
     const at = snapshots[3]; // after epoch 4
     expect(at.tracking.early?.weights).not.toBeNull();
 
-    const dataset = await db.dataset.create({ data: { name: "d", format: "csv", task: "classification", inputWidth: 64, targetWidth: 1, inputShape: [1, 8, 8], chunkRows: 0 } });
-    const job = await jobs.createJob(db, { config, datasetId: dataset.id, validationDatasetId: null, priority: 0 });
+    const dataset = await db.dataset.create({ data: { tenant: "t", name: "d", format: "csv", task: "classification", inputWidth: 64, targetWidth: 1, inputShape: [1, 8, 8], chunkRows: 0 } });
+    const job = (await jobs.createJob(db, { tenant: "t", config, classes: [], datasetId: dataset.id, validationDatasetId: null, priority: 0 }))!;
     const state = encodeSnapshot(at);
     const weights = new Uint8Array([1, 2, 3]);
     const metric = { epoch: 4, trainLoss: 1, valLoss: 1, lr: 0.01, metrics: {}, durationMs: 1, samplesPerSec: 1 };

@@ -17,7 +17,7 @@ afterAll(async () => {
 async function api(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
   const res = await fetch(`${stack.baseUrl}${path}`, {
     method,
-    headers: body === undefined ? headers : { "content-type": "application/json", ...headers },
+    headers: body === undefined ? { ...stack.auth, ...headers } : { ...stack.auth, "content-type": "application/json", ...headers },
     body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
   });
   const text = await res.text();
@@ -25,7 +25,7 @@ async function api(method: string, path: string, body?: unknown, headers: Record
 }
 
 async function uploadCsv(csv: string, query: string) {
-  const res = await fetch(`${stack.baseUrl}/v1/datasets?${query}`, { method: "POST", headers: { "content-type": "text/csv" }, body: csv });
+  const res = await fetch(`${stack.baseUrl}/v1/datasets?${query}`, { method: "POST", headers: { ...stack.auth, "content-type": "text/csv" }, body: csv });
   const body = await res.json();
   expect(res.status, JSON.stringify(body)).toBe(201);
   return body;
@@ -137,7 +137,7 @@ describe("upload -> job -> metrics -> weights", () => {
     expect(last.metrics.accuracy).toBeGreaterThanOrEqual(0.9);
     expect(job.best_epoch).toBeGreaterThanOrEqual(1);
 
-    const res = await fetch(`${stack.baseUrl}/v1/jobs/${job.id}/weights?checkpoint=last`);
+    const res = await fetch(`${stack.baseUrl}/v1/jobs/${job.id}/weights?checkpoint=last`, { headers: stack.auth });
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toBe("application/octet-stream");
     const { metadata, tensors } = readSafetensors(Buffer.from(await res.arrayBuffer()));
@@ -164,7 +164,7 @@ describe("upload -> job -> metrics -> weights", () => {
     expect(Math.abs(loss - last.val_loss)).toBeLessThan(1e-4);
     expect(correct / val.x.length).toBeCloseTo(last.metrics.accuracy, 10);
 
-    const best = await fetch(`${stack.baseUrl}/v1/jobs/${job.id}/weights`);
+    const best = await fetch(`${stack.baseUrl}/v1/jobs/${job.id}/weights`, { headers: stack.auth });
     expect(best.status).toBe(200);
     expect(Number(best.headers.get("x-checkpoint-epoch"))).toBe(job.best_epoch);
   });

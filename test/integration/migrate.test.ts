@@ -92,6 +92,7 @@ describe("migrateDatabase", () => {
     prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString }) });
     const created = await prisma.dataset.create({
       data: {
+        tenant: "t",
         name: "iris",
         format: "csv",
         task: "classification",

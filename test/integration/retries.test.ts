@@ -74,7 +74,7 @@ describe("retries", () => {
     expect(done.error.code).toBe("timeout");
     expect(done.error.message).toMatch(/max_runtime_seconds \(2 s\)/);
     expect(done.epoch).toBeGreaterThan(0);
-    const res = await fetch(`${stack.baseUrl}/v1/jobs/${job.id}/weights?checkpoint=last`);
+    const res = await fetch(`${stack.baseUrl}/v1/jobs/${job.id}/weights?checkpoint=last`, { headers: stack.auth });
     expect(res.status).toBe(200);
     expect((await events(job.id)).some((e) => e.type === "failed" && /max_runtime_seconds/.test(e.message))).toBe(true);
     // Ended by the time limit, not retried.
@@ -83,7 +83,7 @@ describe("retries", () => {
 
   it("does not retry a job whose stored config is invalid: one attempt, and an event says why", async () => {
     // A row the API would never write (e.g. left by an older version): inserted directly.
-    const row = await db.job.create({ data: { config: { dataset_id: small, loss: "mse" }, datasetId: small, validationDatasetId: null } });
+    const row = await db.job.create({ data: { tenant: stack.tenant, config: { dataset_id: small, loss: "mse" }, datasetId: small, validationDatasetId: null } });
     const q = new Queue(stack.queueName, { connection: { url: stack.env.REDIS_URL } });
     try {
       await enqueueTraining(q, row, { attempts: 6, backoffMs: 500 });

@@ -54,7 +54,7 @@ async function startApi(): Promise<{ proc: Proc; baseUrl: string }> {
 function streamUpload(baseUrl: string, rows: number, piece: number, pauseMs: number, onPiece?: (i: number) => void) {
   let abort = () => {};
   const done = new Promise<{ status: number; body: any } | null>((resolve) => {
-    const req = request(`${baseUrl}/v1/datasets?name=streamed&target=y`, { method: "POST", headers: { "content-type": "text/csv" } }, (res) => {
+    const req = request(`${baseUrl}/v1/datasets?name=streamed&target=y`, { method: "POST", headers: { ...stack.auth, "content-type": "text/csv" } }, (res) => {
       let text = "";
       res.on("data", (d) => (text += d));
       res.on("end", () => resolve({ status: res.statusCode!, body: text ? JSON.parse(text) : null }));

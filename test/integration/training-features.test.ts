@@ -125,7 +125,7 @@ describe("training control", () => {
     } finally {
       await db.$disconnect();
     }
-    const weights = await fetch(`${stack.baseUrl}/v1/jobs/${job.id}/weights`);
+    const weights = await fetch(`${stack.baseUrl}/v1/jobs/${job.id}/weights`, { headers: stack.auth });
     expect(Number(weights.headers.get("x-checkpoint-epoch"))).toBe(best.epoch);
   });
 

@@ -41,7 +41,7 @@ async function holder(jobId: string): Promise<Proc | undefined> {
 }
 
 async function lastWeights(jobId: string): Promise<Buffer> {
-  const res = await fetch(`${stack.baseUrl}/v1/jobs/${jobId}/weights?checkpoint=last`);
+  const res = await fetch(`${stack.baseUrl}/v1/jobs/${jobId}/weights?checkpoint=last`, { headers: stack.auth });
   expect(res.status).toBe(200);
   return Buffer.from(await res.arrayBuffer());
 }

@@ -33,7 +33,7 @@ const problems: string[] = [];
 const stack = await startStack("load", { workers: WORKERS, env: { WORKER_CONCURRENCY: args.concurrency! } });
 const db = createDb(stack.db.url);
 try {
-  const upload = await fetch(`${stack.baseUrl}/v1/datasets?name=load&target=y`, { method: "POST", headers: { "content-type": "text/csv" }, body: regressionCsv(300, 1) });
+  const upload = await fetch(`${stack.baseUrl}/v1/datasets?name=load&target=y`, { method: "POST", headers: { ...stack.auth, "content-type": "text/csv" }, body: regressionCsv(300, 1) });
   const dataset = (await upload.json()) as { id: string };
   const config = (i: number) => ({
     dataset_id: dataset.id,
@@ -54,7 +54,7 @@ try {
       const started = performance.now();
       const res = await fetch(`${stack.baseUrl}/v1/jobs`, {
         method: "POST",
-        headers: { "content-type": "application/json", "idempotency-key": `load-${i}` },
+        headers: { ...stack.auth, "content-type": "application/json", "idempotency-key": `load-${i}` },
         body: JSON.stringify(config(i)),
       });
       const body = (await res.json()) as { id?: string };

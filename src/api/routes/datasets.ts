@@ -51,7 +51,7 @@ export const datasetRoutes = (ctx: AppContext): FastifyPluginAsyncZod => async (
     }
     const counted = limitBytes(source, ctx.config.uploadLimitBytes);
     try {
-      const row = await service.uploadDataset(ctx.db, counted, {
+      const row = await service.uploadDataset(ctx.db, req.tenant, counted, {
         name: params.name ?? fileName ?? "dataset",
         format,
         target: params.target?.split(",").map((t) => t.trim()),
@@ -74,11 +74,13 @@ export const datasetRoutes = (ctx: AppContext): FastifyPluginAsyncZod => async (
       querystring: z.object({
         after: z.string().optional().describe("Cursor: the `last_id` of the previous page."),
         limit: z.coerce.number().int().min(1).max(100).default(20),
+        sha256: z.string().regex(/^[0-9a-f]{64}$/, "64 lowercase hex digits").optional()
+          .describe("Only datasets whose uploaded file had this SHA-256: to find out whether a file was uploaded already."),
       }),
       response: { 200: pageSchema(datasetSchema) },
     },
   }, async (req) => {
-    const rows = await listDatasets(ctx.db, { after: req.query.after, limit: req.query.limit });
+    const rows = await listDatasets(ctx.db, req.tenant, { after: req.query.after, limit: req.query.limit, sha256: req.query.sha256 });
     return page(rows, req.query.limit, datasetView);
   });
 
@@ -89,7 +91,22 @@ export const datasetRoutes = (ctx: AppContext): FastifyPluginAsyncZod => async (
       params: idParams,
       response: { 200: datasetSchema, 404: errorSchema },
     },
-  }, async (req) => datasetView(await service.getDataset(ctx.db, req.params.id)));
+  }, async (req) => datasetView(await service.getDataset(ctx.db, req.tenant, req.params.id)));
+
+  app.delete("/v1/datasets/:id", {
+    schema: {
+      tags: ["datasets"],
+      summary: "Delete a dataset and its rows",
+      description:
+        "Refused with 409 `dataset_in_use` while a queued or running job uses it. Jobs that have ended keep their metrics and " +
+        "weights; their `dataset_id` becomes null.",
+      params: idParams,
+      response: { 204: z.null().describe("Deleted."), 404: errorSchema, 409: errorSchema },
+    },
+  }, async (req, reply) => {
+    await service.deleteDataset(ctx.db, req.tenant, req.params.id);
+    return reply.code(204).send(null);
+  });
 };
 
 interface OpenedUpload {

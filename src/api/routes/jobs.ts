@@ -31,7 +31,7 @@ export const jobRoutes = (ctx: AppContext): FastifyPluginAsyncZod => async (app)
       response: { 200: jobSchema, 201: jobSchema, 404: errorSchema, 409: errorSchema, 422: errorSchema },
     },
   }, async (req, reply) => {
-    const submitted = await service.submitJob(ctx, req.body, { idempotencyKey: req.headers["idempotency-key"] });
+    const submitted = await service.submitJob(ctx, req.tenant, req.body, { idempotencyKey: req.headers["idempotency-key"] });
     if (!submitted.enqueued) {
       req.log.warn({ jobId: submitted.job.id }, "job stored but Redis is unavailable; a worker's reconciliation will enqueue it");
     }
@@ -51,7 +51,7 @@ export const jobRoutes = (ctx: AppContext): FastifyPluginAsyncZod => async (app)
       response: { 200: jobSchema, 202: jobSchema, 404: errorSchema, 409: errorSchema },
     },
   }, async (req, reply) => {
-    const job = await service.cancelJob(ctx, req.params.id);
+    const job = await service.cancelJob(ctx, req.tenant, req.params.id);
     return reply.code(job.status === "cancelling" ? 202 : 200).send(jobView(job));
   });
 
@@ -68,12 +68,12 @@ export const jobRoutes = (ctx: AppContext): FastifyPluginAsyncZod => async (app)
     },
   }, async (req) => {
     const { after, limit, status } = req.query;
-    return page(await listJobs(ctx.db, { after, limit, status }), limit, jobView);
+    return page(await listJobs(ctx.db, req.tenant, { after, limit, status }), limit, jobView);
   });
 
   app.get("/v1/jobs/:id", {
     schema: { tags: ["jobs"], summary: "A job's status and progress", params: idParams, response: { 200: jobSchema, 404: errorSchema } },
-  }, async (req) => jobView(await service.getJob(ctx.db, req.params.id)));
+  }, async (req) => jobView(await service.getJob(ctx.db, req.tenant, req.params.id)));
 
   app.get("/v1/jobs/:id/metrics", {
     schema: {
@@ -84,7 +84,7 @@ export const jobRoutes = (ctx: AppContext): FastifyPluginAsyncZod => async (app)
       response: { 200: z.object({ data: z.array(metricSchema) }), 404: errorSchema },
     },
   }, async (req) => {
-    const job = await service.getJob(ctx.db, req.params.id);
+    const job = await service.getJob(ctx.db, req.tenant, req.params.id);
     return { data: (await listMetrics(ctx.db, job.id, req.query.after_epoch)).map(metricView) };
   });
 
@@ -102,7 +102,7 @@ export const jobRoutes = (ctx: AppContext): FastifyPluginAsyncZod => async (app)
       response: { 200: z.any().describe("application/octet-stream: the safetensors file"), 404: errorSchema },
     },
   }, async (req, reply) => {
-    const job = await service.getJob(ctx.db, req.params.id);
+    const job = await service.getJob(ctx.db, req.tenant, req.params.id);
     const which = /^\d+$/.test(req.query.checkpoint) ? Number(req.query.checkpoint) : (req.query.checkpoint as "best" | "last");
     const cp = await findCheckpoint(ctx.db, job.id, which);
     if (!cp) throw new AppError("checkpoint_not_found", `Job ${job.id} has no \`${req.query.checkpoint}\` checkpoint yet.`, "checkpoint");

@@ -37,3 +37,4 @@ process.once("SIGTERM", () => stop(0));
 run("api", "src/api/server.ts");
 run("worker", "workers/main.ts");
 console.log(`API on http://${config.host}:${config.port} (docs at /docs), one worker on queue "${config.queueName}"`);
+console.log("every /v1 route needs an API key: make one with `npm run key -- <tenant>` and send it as `Authorization: Bearer <key>`");

@@ -12,12 +12,14 @@ import { datasetRoutes } from "./routes/datasets.js";
 import { jobRoutes } from "./routes/jobs.js";
 import { keyRoutes } from "./routes/keys.js";
 import { registerAuth, securitySchemes } from "./auth.js";
+import { trackRoutes } from "./route-list.js";
 
 export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
   const app = Fastify({
     logger: ctx.config.logLevel === "silent" ? false : { level: ctx.config.logLevel },
     bodyLimit: 1024 * 1024,
   }).withTypeProvider<ZodTypeProvider>();
+  trackRoutes(app);
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
 

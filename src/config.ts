@@ -59,6 +59,14 @@ const envSchema = z.object({
   QUEUE_TIMEOUT_MS: z.coerce.number().int().min(100).default(3_000),
   /** The name a worker gives itself in jobs.worker_id (default host:pid). */
   WORKER_ID: z.string().min(1).max(200).optional(),
+
+  // --- the live metrics stream (GET /v1/jobs/:id/metrics/stream) --------------------------------
+  /** How often an open stream reads its job's new epochs and status from PostgreSQL. */
+  STREAM_POLL_MS: z.coerce.number().int().min(20).max(60_000).default(500),
+  /** How often an open stream sends a `: ping` comment line, so proxies keep it open. */
+  STREAM_KEEPALIVE_MS: z.coerce.number().int().min(20).max(300_000).default(15_000),
+  /** The reconnect delay a stream tells its clients (the SSE `retry:` field). */
+  STREAM_RETRY_MS: z.coerce.number().int().min(0).max(300_000).default(3_000),
 });
 
 export interface Config {
@@ -96,6 +104,8 @@ export interface Config {
   readonly jobBackoffMs: number;
   readonly uploadStaleMs: number;
   readonly queueTimeoutMs: number;
+  /** The live metrics stream: poll interval, keep-alive interval, the clients' reconnect delay. */
+  readonly stream: Readonly<{ pollMs: number; keepAliveMs: number; retryMs: number }>;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -135,6 +145,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     jobBackoffMs: e.JOB_BACKOFF_MS,
     uploadStaleMs: e.UPLOAD_STALE_MS,
     queueTimeoutMs: e.QUEUE_TIMEOUT_MS,
+    stream: Object.freeze({ pollMs: e.STREAM_POLL_MS, keepAliveMs: e.STREAM_KEEPALIVE_MS, retryMs: e.STREAM_RETRY_MS }),
   });
 }
 

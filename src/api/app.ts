@@ -7,9 +7,13 @@ import swaggerUi from "@fastify/swagger-ui";
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from "fastify-type-provider-zod";
 import type { AppContext } from "./context.js";
 import { registerErrorHandling } from "./error-handler.js";
+import { registerObservability, requestIdOptions } from "./observability.js";
+import { registerRateLimit } from "./rate-limit.js";
 import { healthRoutes } from "./routes/health.js";
 import { datasetRoutes } from "./routes/datasets.js";
 import { jobRoutes } from "./routes/jobs.js";
+import { streamRoutes } from "./routes/stream.js";
+import { eventRoutes } from "./routes/events.js";
 import { keyRoutes } from "./routes/keys.js";
 import { registerAuth, securitySchemes } from "./auth.js";
 import { trackRoutes } from "./route-list.js";
@@ -18,6 +22,7 @@ export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
   const app = Fastify({
     logger: ctx.config.logLevel === "silent" ? false : { level: ctx.config.logLevel },
     bodyLimit: 1024 * 1024,
+    ...requestIdOptions,
   }).withTypeProvider<ZodTypeProvider>();
   trackRoutes(app);
   app.setValidatorCompiler(validatorCompiler);
@@ -38,11 +43,15 @@ export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
   });
   await app.register(swaggerUi, { routePrefix: "/docs" });
   registerErrorHandling(app);
+  registerObservability(app, ctx);
+  await registerRateLimit(app, ctx);
   registerAuth(app, ctx);
 
   await app.register(healthRoutes(ctx));
   await app.register(datasetRoutes(ctx));
   await app.register(jobRoutes(ctx));
+  await app.register(streamRoutes(ctx));
+  await app.register(eventRoutes(ctx));
   await app.register(keyRoutes(ctx));
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
   return app;

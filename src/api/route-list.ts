@@ -5,6 +5,8 @@ import type { FastifyInstance } from "fastify";
 export interface RouteEntry {
   method: string;
   url: string;
+  /** Left out of the OpenAPI document on purpose (`schema.hide`: the docs' own pages, static files). */
+  hidden: boolean;
 }
 
 const lists = new WeakMap<FastifyInstance, RouteEntry[]>();
@@ -18,7 +20,7 @@ export function trackRoutes(app: FastifyInstance): void {
     for (const method of methods) {
       // HEAD routes are only fastify's own twins of our GET routes.
       if (method === "HEAD") continue;
-      list.push({ method, url: route.url });
+      list.push({ method, url: route.url, hidden: (route.schema as { hide?: boolean } | undefined)?.hide === true });
     }
   });
 }

@@ -119,6 +119,8 @@ export async function startStack(label: string, opts: StackOptions = {}): Promis
     PORT: String(port),
     HOST: "127.0.0.1",
     ADMIN_API_KEY: TEST_ADMIN_KEY,
+    // Tests poll hard with one key; the rate limit has tests of its own.
+    RATE_LIMIT_MAX: "0",
     ...opts.env,
   };
   const api = startProcess("src/api/server.ts", env);

@@ -19,7 +19,8 @@ const RAW_TYPES: Record<string, "csv" | "jsonl" | undefined> = {
 };
 
 const uploadParams = z.object({
-  name: z.string().min(1).max(200).optional().describe("A name for the dataset (default: the file name, or `dataset`)."),
+  name: z.string().min(1).max(200).regex(/^[^\u0000-\u001f\u007f]*$/, "no control characters").optional()
+    .describe("A name for the dataset (default: the file name, or `dataset`)."),
   format: z.enum(["csv", "jsonl"]).optional().describe("Default: from the content type or the file name."),
   target: z.string().min(1).optional().describe("CSV: the target column(s), comma-separated (default: the last column)."),
   task: z.enum(["regression", "classification"]).optional()
@@ -122,7 +123,14 @@ async function openUpload(req: FastifyRequest, query: UploadParams, limit: numbe
     throw new AppError("payload_too_large", `The upload is ${declared} bytes; the limit is ${limit}.`, "file");
   }
   if (req.isMultipart()) {
-    const part = await req.file({ limits: { fileSize: limit, files: 1 } });
+    let part: Awaited<ReturnType<FastifyRequest["file"]>>;
+    try {
+      part = await req.file({ limits: { fileSize: limit, files: 1 } });
+    } catch (err) {
+      if (err instanceof AppError || (err as { statusCode?: number }).statusCode === 413) throw err;
+      // busboy's own words ("Multipart: Boundary not found", "Malformed part header"...)
+      throw new AppError("invalid_request", `The multipart body could not be read: ${(err as Error).message}`, "file");
+    }
     if (!part) throw new AppError("missing_file", undefined, "file");
     if (part.fieldname !== "file") throw new AppError("missing_file", `The file must be in the field \`file\`, not \`${part.fieldname}\`.`, "file");
     // Fields sent before the file override the query string; they are validated like it.
@@ -136,13 +144,19 @@ async function openUpload(req: FastifyRequest, query: UploadParams, limit: numbe
       const issue = parsed.error.issues[0];
       throw new AppError("invalid_request", `${issue.path.join(".")}: ${issue.message}`, issue.path.join(".") || null);
     }
-    return { source: part.file, params: parsed.data, fileName: part.filename || undefined, contentType: part.mimetype };
+    return { source: part.file, params: parsed.data, fileName: cleanFileName(part.filename), contentType: part.mimetype };
   }
   const body = req.body as AsyncIterable<Uint8Array> | undefined;
   if (!body || typeof (body as { [Symbol.asyncIterator]?: unknown })[Symbol.asyncIterator] !== "function") {
     throw new AppError("missing_file", undefined, "file");
   }
   return { source: body, params: query, contentType: req.headers["content-type"] };
+}
+
+/** A client's file name, fit to be a dataset's name: no control characters, at most 200 characters. */
+function cleanFileName(name: string | undefined): string | undefined {
+  const cleaned = (name ?? "").replace(/[\u0000-\u001f\u007f]/g, "").trim().slice(0, 200);
+  return cleaned === "" ? undefined : cleaned;
 }
 
 function formatOf(contentType?: string, fileName?: string): "csv" | "jsonl" | undefined {

@@ -21,7 +21,7 @@ const envSchema = z.object({
   QUEUE_NAME: z.string().min(1).default("training"),
   /** The key that creates and revokes API keys (POST/GET /v1/keys, DELETE /v1/keys/:id). Unset: no
    *  admin routes, keys can only be made with `npm run key`. */
-  ADMIN_API_KEY: z.string().min(16, "at least 16 characters").optional(),
+  ADMIN_API_KEY: z.preprocess((v) => (v === "" ? undefined : v), z.string().min(16, "at least 16 characters").optional()),
   /** Queued plus running jobs one tenant may have at once (0: no cap). */
   MAX_ACTIVE_JOBS_PER_TENANT: z.coerce.number().int().min(0).default(20),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),

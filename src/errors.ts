@@ -33,6 +33,8 @@ export const errorCatalogue = {
   invalid_config: { status: 422, message: "The job config is not valid." },
   dataset_mismatch: { status: 422, message: "The job config does not fit the dataset." },
   idempotency_key_reused: { status: 422, message: "This Idempotency-Key was already used with a different request body." },
+  architecture_mismatch: { status: 422, message: "init_from names a job whose model (input_shape and layers) differs from this one." },
+  invalid_input: { status: 422, message: "A prediction input does not match the model's input shape." },
   // 429
   too_many_jobs: { status: 429, message: "The tenant has as many queued and running jobs as it may have." },
   rate_limited: { status: 429, message: "Too many requests: slow down and retry after the number of seconds in the Retry-After header." },

@@ -22,6 +22,9 @@ export interface ThreadStart {
   val: TrainSet | null;
   /** The encoded TrainerSnapshot to continue from (workers/snapshot-codec.ts), or null to start. */
   resume: Uint8Array | null;
+  /** Safetensors weights to start from instead of the seeded initialisation (init_from); ignored
+   *  when resuming. */
+  init?: Uint8Array | null;
   /** See StopFlag. */
   stopFlag: SharedArrayBuffer;
 }

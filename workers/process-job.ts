@@ -6,6 +6,7 @@
 // (job, epoch), status changes are compare-and-set, and a job that has already ended is left alone.
 import { DelayedError, UnrecoverableError, type Job as BullJob } from "bullmq";
 import { jobConfigSchema, type JobConfig, type TrainSet } from "../src/trainer/index.js";
+import { retainedExtras, retentionOf } from "../src/trainer/retention.js";
 import type { Config } from "../src/config.js";
 import type { Db } from "../src/db/client.js";
 import * as jobs from "../src/db/jobs.js";
@@ -139,6 +140,16 @@ export async function processTrainingJob(deps: ProcessDeps, bullJob: BullJob<Tra
             },
       );
     }
+    // init_from: another job's weights, unless this job resumes from its own checkpoint.
+    const init = !checkpoint && jobConfig.init_from ? await loadInitWeights(db, jobConfig.init_from) : null;
+    if (init) {
+      startEvents.push({
+        type: "initialised",
+        key: "initialised",
+        message: `Starting from the weights of job ${jobConfig.init_from!.job_id}, epoch ${init.epoch}.`,
+        data: { job_id: jobConfig.init_from!.job_id, epoch: init.epoch },
+      });
+    }
     await addEvents(db, jobId, startEvents);
     log.info(checkpoint ? "job resumed" : "job started", { jobId, delivery, fromEpoch: checkpoint?.epoch ?? 0 });
 
@@ -153,7 +164,7 @@ export async function processTrainingJob(deps: ProcessDeps, bullJob: BullJob<Tra
     const started = Date.now();
     run = startTraining(
       deps.threads,
-      { config: jobConfig, task: train.task, train: train.set, val: val?.set ?? null, resume: checkpoint?.state ?? null },
+      { config: jobConfig, task: train.task, train: train.set, val: val?.set ?? null, resume: checkpoint?.state ?? null, init: init?.weights ?? null },
       async (batch) => {
         await persistEpochs(deps, bullJob, jobId, jobConfig, batch);
         lastEpoch = batch[batch.length - 1].report.epoch;
@@ -189,11 +200,24 @@ function armDeadline(deadline: number, onDeadline: () => void, timers: NodeJS.Ti
   check();
 }
 
+/** One per epoch, written with the epoch's metrics (keyed, so a replayed epoch writes it once). */
+function epochFinishedEvent(r: PendingEpoch["report"]): jobs.EventWrite {
+  const losses = `training loss ${r.trainLoss.toPrecision(6)}` + (r.valLoss !== null ? `, validation loss ${r.valLoss.toPrecision(6)}` : "");
+  return {
+    type: "epoch_finished",
+    key: `epoch:${r.epoch}`,
+    message: `Epoch ${r.epoch} finished in ${(r.durationMs / 1000).toFixed(2)} s: ${losses}.`,
+    epoch: r.epoch,
+    data: { train_loss: r.trainLoss, val_loss: r.valLoss, duration_ms: r.durationMs },
+  };
+}
+
 /** Finished epochs' metrics, checkpoints and events, retried through a database outage. */
 async function persistEpochs(deps: ProcessDeps, bullJob: BullJob<TrainingPayload>, jobId: string, config: JobConfig, batch: PendingEpoch[]) {
   const events: jobs.EventWrite[] = [];
   let best: jobs.EpochsWrite["best"] = null;
   for (const { report: r, weights } of batch) {
+    events.push(epochFinishedEvent(r));
     if (r.isBest) best = { epoch: r.epoch, valLoss: r.valLoss, trackedLoss: r.valLoss ?? r.trainLoss, weights };
     if (r.isBest && r.valLoss !== null) {
       events.push({ type: "new_best", key: `new_best:${r.epoch}`, message: `New best validation loss ${r.valLoss.toPrecision(6)} at epoch ${r.epoch}.`, epoch: r.epoch });
@@ -215,7 +239,13 @@ async function persistEpochs(deps: ProcessDeps, bullJob: BullJob<TrainingPayload
   // only) no checkpoint is written at all.
   if (!last || (best && best.weights === null)) best = null;
   else if (best && best.epoch === last.epoch) best = { ...best, weights: null };
+  // The other weights the thread held on to for the checkpoint retention, and the loss each
+  // validated epoch ranks by for `best`.
+  const { kept, ranked } = retainedExtras(config, batch, last ? [last.epoch, ...(best ? [best.epoch] : [])] : null);
   const write: jobs.EpochsWrite = {
+    retention: retentionOf(config),
+    kept,
+    ranked,
     metrics: batch.map(({ report: r }) => ({
       epoch: r.epoch,
       trainLoss: r.trainLoss,
@@ -406,6 +436,15 @@ function publicReason(err: unknown): string {
 
 async function addEvents(db: Db, jobId: string, events: jobs.EventWrite[]): Promise<void> {
   for (const e of events) await jobs.addEvent(db, jobId, e);
+}
+
+/** The weights init_from names; a checkpoint gone since submission fails the job (no retry helps). */
+async function loadInitWeights(db: Db, from: NonNullable<JobConfig["init_from"]>): Promise<{ epoch: number; weights: Uint8Array }> {
+  const cp = await jobs.findCheckpoint(db, from.job_id, from.checkpoint);
+  if (!cp) {
+    throw new AppError("invalid_config", `init_from: job ${from.job_id} no longer has its \`${from.checkpoint}\` checkpoint.`, "init_from.checkpoint");
+  }
+  return { epoch: cp.epoch, weights: cp.weights };
 }
 
 async function loadSet(db: Db, datasetId: string): Promise<{ task: Task; set: TrainSet }> {

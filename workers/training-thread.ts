@@ -13,6 +13,7 @@
 // database is away.
 import { Worker } from "node:worker_threads";
 import { StopFlag, type SerializedError, type ThreadMessage, type ThreadStart } from "./messages.js";
+import { weightsToKeep } from "../src/trainer/retention.js";
 
 export type EpochMessage = Extract<ThreadMessage, { type: "epoch" }>;
 export type DoneMessage = Extract<ThreadMessage, { type: "done" }>;
@@ -20,7 +21,7 @@ export type DoneMessage = Extract<ThreadMessage, { type: "done" }>;
 /** An epoch report waiting to be written; superseded reports keep only their metrics. */
 export interface PendingEpoch {
   report: EpochMessage["report"];
-  /** Kept on the newest report, and on the newest one that is a new best. */
+  /** Kept on the newest report and on those the checkpoint retention may keep (the newest new best among them). */
   weights: Uint8Array | null;
   /** Kept on the newest report only. */
   state: Uint8Array | null;
@@ -109,19 +110,14 @@ export class ThreadPool {
   }
 }
 
-/** Drops the buffers no write will need: all but the newest state and the newest best weights. */
-function shed(pending: PendingEpoch[]): void {
+/** Drops the buffers no write will need: all but the newest state, and the weights the job's
+ *  checkpoint retention may still keep (src/trainer/retention.ts). */
+function shed(pending: PendingEpoch[], config: ThreadStart["config"]): void {
   const newest = pending.length - 1;
-  let newestBest = -1;
-  for (let i = newest; i >= 0; i--) {
-    if (pending[i].report.isBest) {
-      newestBest = i;
-      break;
-    }
-  }
+  const keep = weightsToKeep(config, pending.map((p) => p.report));
   for (let i = 0; i < newest; i++) {
     pending[i].state = null;
-    if (i !== newestBest) pending[i].weights = null;
+    if (!keep[i]) pending[i].weights = null;
   }
 }
 
@@ -173,7 +169,7 @@ export function startTraining(
     const onMessage = (m: ThreadMessage) => {
       if (m.type === "epoch") {
         pending.push({ report: m.report, weights: m.weights, state: m.state });
-        shed(pending);
+        shed(pending, start.config);
         chain = chain.then(flush).catch((err: Error) => fail(err));
       } else if (m.type === "done") {
         chain = chain.then(() => {

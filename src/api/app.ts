@@ -15,6 +15,7 @@ import { jobRoutes } from "./routes/jobs.js";
 import { streamRoutes } from "./routes/stream.js";
 import { eventRoutes } from "./routes/events.js";
 import { keyRoutes } from "./routes/keys.js";
+import { checkpointRoutes } from "./routes/checkpoints.js";
 import { dashboardRoutes, dashboardStatic } from "./routes/dashboard.js";
 import { registerAuth, securitySchemes } from "./auth.js";
 import { trackRoutes } from "./route-list.js";
@@ -54,6 +55,7 @@ export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
   await app.register(streamRoutes(ctx));
   await app.register(eventRoutes(ctx));
   await app.register(keyRoutes(ctx));
+  await app.register(checkpointRoutes(ctx));
   await app.register(dashboardRoutes(ctx));
   await app.register(dashboardStatic());
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());

@@ -4,6 +4,8 @@
 // per epoch. Status changes are compare-and-set, so two processes racing (a cancel arriving while a
 // worker picks the job up, two workers after a Redis restart) cannot undo each other.
 import { isId, type Db } from "./client.js";
+import { bestEpochs, inLastWindow, isPeriodic, type CheckpointKind } from "../trainer/retention.js";
+import type { CheckpointRetention } from "../trainer/schema/checkpoints.js";
 import type {
   Job as JobRow,
   EpochMetric as EpochMetricRow,
@@ -235,9 +237,9 @@ export interface EpochMetricWrite {
 }
 
 /**
- * Finished epochs to store at once: every epoch's metrics, but only the newest checkpoints (only
- * `last` and `best` are ever kept, so when the writer falls behind the trainer, intermediate
- * weights are not worth writing).
+ * Finished epochs to store at once: every epoch's metrics, but only the checkpoints the job's
+ * retention keeps (when the writer falls behind the trainer, other intermediate weights are not
+ * worth writing).
  */
 export interface EpochsWrite {
   /** One per epoch, ascending. */
@@ -250,14 +252,23 @@ export interface EpochsWrite {
   best: { epoch: number; valLoss: number | null; trackedLoss: number; weights: Uint8Array | null } | null;
   /** The epochs' events (new best, overfitting); keyed so a replay writes them once. */
   events: EventWrite[];
+  /** The job's checkpoint retention (`checkpoints` in its config); default: 1 last, 1 best, no periodic. */
+  retention?: CheckpointRetention;
+  /** Other epochs of the batch whose weights the retention may keep (older ones among the newest
+   *  keep_last, best candidates, periodic epochs); used only with `last`. */
+  kept?: { epoch: number; valLoss: number | null; weights: Uint8Array }[];
+  /** The batch's epochs that validated, with the loss `best` ranks them by; default: `best` alone. */
+  ranked?: { epoch: number; tracked: number }[];
 }
 
+const DEFAULT_RETENTION: CheckpointRetention = { keep_last: 1, keep_best: 1, every_epochs: 0 };
+
 /**
- * Stores finished epochs in one transaction: their metrics rows, the job's progress, the `last`
- * checkpoint (with the state to resume from), the `best` one when it improved, and the events.
- * Replaying the same epochs leaves the same rows. Checkpoint bytes go through raw SQL: Prisma's
- * model API is several times slower with megabytes of Bytes, and `best`, when it is the same
- * epoch as `last`, is copied inside the database rather than sent twice.
+ * Stores finished epochs in one transaction: their metrics rows, the job's progress, the
+ * checkpoints the retention keeps (see writeCheckpoints) and the events. Replaying the same epochs
+ * leaves the same rows. Checkpoint bytes go through raw SQL: Prisma's model API is several times
+ * slower with megabytes of Bytes, and an epoch kept for several reasons (`best` and `last`, say)
+ * has its bytes sent once and copied inside the database for the other rows.
  */
 export async function recordEpochs(db: Db, jobId: string, w: EpochsWrite): Promise<void> {
   await db.$transaction(async (tx) => {
@@ -271,39 +282,87 @@ export async function recordEpochs(db: Db, jobId: string, w: EpochsWrite): Promi
       await insertEvents(tx, jobId, w.events);
       return;
     }
-    const weights = toBytes(w.last.weights);
-    const state = toBytes(w.last.state);
-    await tx.$executeRaw`DELETE FROM checkpoints WHERE job_id = ${jobId}::uuid AND kind = 'last' AND epoch <> ${w.last.epoch}`;
-    await tx.$executeRaw`
-      INSERT INTO checkpoints (id, job_id, epoch, kind, val_loss, weights, state, bytes)
-      VALUES (gen_random_uuid(), ${jobId}::uuid, ${w.last.epoch}, 'last', ${w.last.valLoss}, ${weights}, ${state}, ${weights.byteLength})
-      ON CONFLICT (job_id, epoch, kind) DO UPDATE
-        SET val_loss = EXCLUDED.val_loss, weights = EXCLUDED.weights, state = EXCLUDED.state, bytes = EXCLUDED.bytes`;
-    if (w.best) {
-      const b = w.best;
-      await tx.$executeRaw`DELETE FROM checkpoints WHERE job_id = ${jobId}::uuid AND kind = 'best' AND epoch <> ${b.epoch}`;
-      if (b.weights === null) {
-        await tx.$executeRaw`
-          INSERT INTO checkpoints (id, job_id, epoch, kind, val_loss, weights, state, bytes)
-          SELECT gen_random_uuid(), job_id, epoch, 'best', val_loss, weights, NULL, bytes
-            FROM checkpoints WHERE job_id = ${jobId}::uuid AND epoch = ${b.epoch} AND kind = 'last'
-          ON CONFLICT (job_id, epoch, kind) DO UPDATE
-            SET val_loss = EXCLUDED.val_loss, weights = EXCLUDED.weights, bytes = EXCLUDED.bytes`;
-      } else {
-        const bestWeights = toBytes(b.weights);
-        await tx.$executeRaw`
-          INSERT INTO checkpoints (id, job_id, epoch, kind, val_loss, weights, state, bytes)
-          VALUES (gen_random_uuid(), ${jobId}::uuid, ${b.epoch}, 'best', ${b.valLoss}, ${bestWeights}, NULL, ${bestWeights.byteLength})
-          ON CONFLICT (job_id, epoch, kind) DO UPDATE
-            SET val_loss = EXCLUDED.val_loss, weights = EXCLUDED.weights, bytes = EXCLUDED.bytes`;
-      }
-    }
+    await writeCheckpoints(tx, jobId, w, w.last);
     await tx.job.update({
       where: { id: jobId },
       data: { epoch: newestEpoch, ...(w.best ? { bestEpoch: w.best.epoch, bestValLoss: w.best.trackedLoss } : {}) },
     });
     await insertEvents(tx, jobId, w.events);
   }, { timeout: 60_000 });
+}
+
+type Tx = Parameters<Parameters<Db["$transaction"]>[0]>[0];
+
+/**
+ * The checkpoint rows of one write, one row per (epoch, kind), as the retention says:
+ * - `last`: the newest epoch (with the resume state; older `last` rows lose theirs) and the other
+ *   epochs of the `keep_last` newest that the batch brought weights for; older ones are deleted;
+ * - `best`: the `keep_best` lowest tracked losses among the rows already kept and the batch's
+ *   validated epochs; rows that drop out are deleted;
+ * - `periodic`: every_epochs-th epochs, never deleted.
+ * Rows past the newest epoch (left by an earlier run of the same epochs) are dropped, so a replay
+ * ends with exactly the rows a single run would have.
+ */
+async function writeCheckpoints(tx: Tx, jobId: string, w: EpochsWrite, last: NonNullable<EpochsWrite["last"]>): Promise<void> {
+  const r = w.retention ?? DEFAULT_RETENTION;
+  const newest = last.epoch;
+  const bytes = new Map<number, { valLoss: number | null; weights: Uint8Array }>([[newest, { valLoss: last.valLoss, weights: last.weights }]]);
+  if (w.best?.weights) bytes.set(w.best.epoch, { valLoss: w.best.valLoss, weights: w.best.weights });
+  for (const k of w.kept ?? []) if (!bytes.has(k.epoch)) bytes.set(k.epoch, { valLoss: k.valLoss, weights: k.weights });
+  // Where an epoch's bytes already are in this transaction: its other rows copy them.
+  const storedAs = new Map<number, CheckpointKind>();
+  const put = async (epoch: number, kind: CheckpointKind, state: Uint8Array | null = null) => {
+    const from = storedAs.get(epoch);
+    if (from !== undefined) {
+      await tx.$executeRaw`
+        INSERT INTO checkpoints (id, job_id, epoch, kind, val_loss, weights, state, bytes)
+        SELECT gen_random_uuid(), job_id, epoch, ${kind}, val_loss, weights, NULL, bytes
+          FROM checkpoints WHERE job_id = ${jobId}::uuid AND epoch = ${epoch} AND kind = ${from}
+        ON CONFLICT (job_id, epoch, kind) DO UPDATE
+          SET val_loss = EXCLUDED.val_loss, weights = EXCLUDED.weights, state = NULL, bytes = EXCLUDED.bytes`;
+      return;
+    }
+    const b = bytes.get(epoch)!;
+    const weights = toBytes(b.weights);
+    const stateBytes = state ? toBytes(state) : null;
+    await tx.$executeRaw`
+      INSERT INTO checkpoints (id, job_id, epoch, kind, val_loss, weights, state, bytes)
+      VALUES (gen_random_uuid(), ${jobId}::uuid, ${epoch}, ${kind}, ${b.valLoss}, ${weights}, ${stateBytes}, ${weights.byteLength})
+      ON CONFLICT (job_id, epoch, kind) DO UPDATE
+        SET val_loss = EXCLUDED.val_loss, weights = EXCLUDED.weights, state = EXCLUDED.state, bytes = EXCLUDED.bytes`;
+    storedAs.set(epoch, kind);
+  };
+
+  await tx.$executeRaw`
+    DELETE FROM checkpoints WHERE job_id = ${jobId}::uuid AND kind = 'last' AND (epoch > ${newest} OR epoch <= ${newest - r.keep_last})`;
+  if (r.keep_last > 1) {
+    // Only the newest `last` carries the resume state.
+    await tx.$executeRaw`
+      UPDATE checkpoints SET state = NULL WHERE job_id = ${jobId}::uuid AND kind = 'last' AND epoch <> ${newest} AND state IS NOT NULL`;
+  }
+  await put(newest, "last", last.state);
+  const epochs = [...bytes.keys()].sort((a, b) => a - b);
+  for (const e of epochs) if (e !== newest && inLastWindow(r, e, newest)) await put(e, "last");
+
+  const existing = await tx.$queryRaw<{ epoch: number; tracked: number | null }[]>`
+    SELECT c.epoch, COALESCE(m.val_loss, m.train_loss) AS tracked
+      FROM checkpoints c LEFT JOIN epoch_metrics m ON m.job_id = c.job_id AND m.epoch = c.epoch
+     WHERE c.job_id = ${jobId}::uuid AND c.kind = 'best'`;
+  const ranked = w.ranked ?? (w.best ? [{ epoch: w.best.epoch, tracked: w.best.trackedLoss }] : []);
+  const top = new Set(
+    bestEpochs(
+      [
+        ...existing.filter((c) => c.epoch <= newest).map((c) => ({ epoch: c.epoch, tracked: c.tracked === null ? null : Number(c.tracked) })),
+        ...ranked.filter((c) => bytes.has(c.epoch)),
+      ],
+      r.keep_best,
+    ),
+  );
+  for (const c of existing) {
+    if (!top.has(c.epoch)) await tx.$executeRaw`DELETE FROM checkpoints WHERE job_id = ${jobId}::uuid AND kind = 'best' AND epoch = ${c.epoch}`;
+  }
+  for (const e of epochs) if (top.has(e)) await put(e, "best");
+  for (const e of epochs) if (isPeriodic(r, e)) await put(e, "periodic");
 }
 
 /** The checkpoint a resumed run continues from: the `last` one, with its state. */
@@ -347,10 +406,35 @@ export async function listEvents(db: Db, jobId: string): Promise<JobEventRow[]> 
 
 export async function findCheckpoint(db: Db, jobId: string, which: "best" | "last" | number): Promise<Omit<CheckpointRow, "state"> | null> {
   // The resume state is for workers; a download never needs it.
+  const epoch = await checkpointEpoch(db, jobId, which);
+  if (epoch === null) return null;
+  return db.checkpoint.findFirst({ where: { jobId, epoch }, orderBy: { createdAt: "desc" }, omit: { state: true } });
+}
+
+/**
+ * The epoch a checkpoint name refers to, if its weights are kept: `last` is the newest `last` row;
+ * `best` the job's best epoch (with keep_best > 1 several `best` rows exist, the newest of which
+ * need not be the lowest), or else the newest `best` row; a number, any row of that epoch.
+ */
+export async function checkpointEpoch(db: Db, jobId: string, which: "best" | "last" | number): Promise<number | null> {
   if (typeof which === "number") {
-    return db.checkpoint.findFirst({ where: { jobId, epoch: which }, orderBy: { createdAt: "desc" }, omit: { state: true } });
+    const row = await db.checkpoint.findFirst({ where: { jobId, epoch: which }, select: { epoch: true } });
+    return row ? row.epoch : null;
   }
-  return db.checkpoint.findFirst({ where: { jobId, kind: which }, orderBy: { epoch: "desc" }, omit: { state: true } });
+  if (which === "best") {
+    const job = await db.job.findUnique({ where: { id: jobId }, select: { bestEpoch: true } });
+    if (job?.bestEpoch != null) {
+      const row = await db.checkpoint.findFirst({ where: { jobId, kind: "best", epoch: job.bestEpoch }, select: { epoch: true } });
+      if (row) return row.epoch;
+    }
+  }
+  const row = await db.checkpoint.findFirst({ where: { jobId, kind: which }, orderBy: { epoch: "desc" }, select: { epoch: true } });
+  return row ? row.epoch : null;
+}
+
+/** A job's kept checkpoints without their bytes, newest epoch first. */
+export async function listCheckpoints(db: Db, jobId: string): Promise<Omit<CheckpointRow, "state" | "weights">[]> {
+  return db.checkpoint.findMany({ where: { jobId }, orderBy: [{ epoch: "desc" }, { kind: "asc" }], omit: { state: true, weights: true } });
 }
 
 // Prisma's Bytes fields want a Uint8Array backed by a plain ArrayBuffer.

@@ -3,7 +3,7 @@
 import { createHash, randomInt } from "node:crypto";
 import { AppError } from "../errors.js";
 import type { Config } from "../config.js";
-import { checkFit, type JobConfig } from "../trainer/index.js";
+import { checkFit, jobConfigSchema, type JobConfig } from "../trainer/index.js";
 import type { Db } from "../db/client.js";
 import * as datasets from "../db/datasets.js";
 import * as jobs from "../db/jobs.js";
@@ -87,6 +87,7 @@ export async function submitJob(
     model: { ...parsed.model, input_shape: parsed.model.input_shape ?? dataset.inputShape },
     seed: parsed.seed ?? randomInt(0, 2 ** 31),
   };
+  if (config.init_from) await checkInitFrom(db, tenant, config);
   const row = { tenant, config, classes: dataset.classes, datasetId: dataset.id, validationDatasetId, priority: config.priority, idempotencyKey: key ?? null, requestHash };
   let job: jobs.JobRow | null;
   try {
@@ -108,6 +109,50 @@ export async function submitJob(
     return replay(deps, earlier, requestHash!);
   }
   return { job, created: true, enqueued: await tryEnqueue(deps, job) };
+}
+
+/**
+ * init_from must name a job of the tenant's that has the checkpoint, with the same model: the same
+ * input shape and the same layers (after defaults), so that every tensor fits.
+ */
+async function checkInitFrom(db: Db, tenant: string, config: JobConfig): Promise<void> {
+  const from = config.init_from!;
+  const source = await jobs.findJob(db, from.job_id, tenant);
+  if (!source) throw new AppError("job_not_found", `No job has id ${from.job_id}.`, "init_from.job_id");
+  const parsed = jobConfigSchema.safeParse(source.config);
+  if (!parsed.success) throw new AppError("invalid_config", `Job ${from.job_id}'s stored config cannot be read.`, "init_from.job_id");
+  const difference = modelDifference(config.model, parsed.data.model);
+  if (difference) {
+    throw new AppError(
+      "architecture_mismatch",
+      `init_from: job ${from.job_id}'s model differs at ${difference.param}: it has ${difference.theirs}, this job ${difference.ours}. ` +
+        "Its weights fit only a model with the same input_shape and layers.",
+      difference.param,
+    );
+  }
+  if ((await jobs.checkpointEpoch(db, source.id, from.checkpoint)) === null) {
+    throw new AppError("checkpoint_not_found", `Job ${from.job_id} has no \`${from.checkpoint}\` checkpoint.`, "init_from.checkpoint");
+  }
+}
+
+/** The first field where two model specs differ (compared after defaults), or null. */
+export function modelDifference(ours: JobConfig["model"], theirs: JobConfig["model"]): { param: string; ours: string; theirs: string } | null {
+  const show = (v: unknown) => (v === undefined ? "nothing" : JSON.stringify(v));
+  if (canonicalJson(ours.input_shape) !== canonicalJson(theirs.input_shape)) {
+    return { param: "model.input_shape", ours: show(ours.input_shape), theirs: show(theirs.input_shape) };
+  }
+  if (ours.layers.length !== theirs.layers.length) {
+    return { param: "model.layers", ours: `${ours.layers.length} layers`, theirs: `${theirs.layers.length} layers` };
+  }
+  for (let i = 0; i < ours.layers.length; i++) {
+    const a = ours.layers[i] as Record<string, unknown>;
+    const b = theirs.layers[i] as Record<string, unknown>;
+    const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort((x, y) => (x === "type" ? -1 : y === "type" ? 1 : x < y ? -1 : 1));
+    for (const key of keys) {
+      if (canonicalJson(a[key]) !== canonicalJson(b[key])) return { param: `model.layers.${i}.${key}`, ours: show(a[key]), theirs: show(b[key]) };
+    }
+  }
+  return null;
 }
 
 async function replay(deps: JobServiceDeps, earlier: jobs.JobRow, requestHash: string): Promise<Submitted> {

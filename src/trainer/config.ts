@@ -10,12 +10,14 @@ import { lossSchema } from "./schema/loss.js";
 import { optimizerSchema } from "./schema/optimizer.js";
 import { monitorSchema, scheduleSchema } from "./schema/schedule.js";
 import { augmentationSchema } from "./schema/augmentation.js";
+import { checkpointRetentionSchema, initFromSchema } from "./schema/checkpoints.js";
 
 export * from "./schema/layers.js";
 export * from "./schema/loss.js";
 export * from "./schema/optimizer.js";
 export * from "./schema/schedule.js";
 export * from "./schema/augmentation.js";
+export * from "./schema/checkpoints.js";
 
 export const earlyStoppingSchema = z
   .strictObject({
@@ -101,6 +103,8 @@ export const jobConfigSchema = z
         "Wall-clock limit counted from the job's first start. Past it the job stops between batches and fails with error code " +
           "`timeout`; the metrics and checkpoints it has written stay. Default 86400 (one day).",
       ),
+    checkpoints: checkpointRetentionSchema,
+    init_from: initFromSchema.optional(),
   })
   .describe("A training job.");
 /** A parsed config, defaults filled in. */

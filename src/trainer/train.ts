@@ -30,6 +30,9 @@ export interface TrainData {
   /** null: no held-out data; validation metrics are then measured on the training set. */
   val: TrainSet | null;
   task: Task;
+  /** Weights (and batchnorm statistics) to start from instead of the seeded initialisation, as
+   *  exported or decoded from safetensors; a resume's snapshot takes precedence. */
+  init?: Parameters<Model["importTensors"]>[0];
 }
 
 export interface EpochReport {
@@ -150,6 +153,8 @@ export function train(config: JobConfig, data: TrainData, hooks: TrainHooks, res
     tracking = structuredClone(resume.tracking);
     firstEpoch = resume.epoch + 1;
     step = resume.step;
+  } else if (data.init) {
+    model.importTensors(data.init);
   }
   const snapshotAt = (epoch: number) => (): TrainerSnapshot => ({
     epoch,

@@ -117,6 +117,12 @@ const table: Record<string, Entry> = {
   "POST /v1/jobs/:id/cancel": { request: () => ({ method: "POST", path: `/v1/jobs/${jobA}/cancel` }), owner: 409 },
   "GET /v1/jobs/:id/metrics": { request: () => ({ method: "GET", path: `/v1/jobs/${jobA}/metrics` }), owner: 200 },
   "GET /v1/jobs/:id/weights": { request: () => ({ method: "GET", path: `/v1/jobs/${jobA}/weights` }), owner: 200 },
+  "GET /v1/jobs/:id/checkpoints": { request: () => ({ method: "GET", path: `/v1/jobs/${jobA}/checkpoints` }), owner: 200 },
+  "POST /v1/jobs/:id/predict": { request: () => ({ method: "POST", path: `/v1/jobs/${jobA}/predict`, body: { inputs: [[0, 0]] } }), owner: 200 },
+  // The job has ended: the owner's stream sends every epoch and `end`, then closes.
+  "GET /v1/jobs/:id/metrics/stream": { request: () => ({ method: "GET", path: `/v1/jobs/${jobA}/metrics/stream` }), owner: 200 },
+  "GET /v1/jobs/:id/events": { request: () => ({ method: "GET", path: `/v1/jobs/${jobA}/events` }), owner: 200 },
+  "GET /v1/jobs/:id/curves.svg": { request: () => ({ method: "GET", path: `/v1/jobs/${jobA}/curves.svg` }), owner: 200 },
 };
 
 /** The /v1 routes of the OpenAPI document, as `METHOD /path/:param`. */
@@ -270,5 +276,5 @@ describe("dataset deletion", () => {
     expect(after.status).toBe("cancelled");
     expect((await call(stack.key, { method: "GET", path: `/v1/jobs/${job.json.id}/metrics` })).json.data.length).toBeGreaterThanOrEqual(1);
     expect((await call(stack.key, { method: "GET", path: `/v1/jobs/${job.json.id}/weights` })).status).toBe(200);
-  });
+  }, 180_000);
 });

@@ -3,9 +3,9 @@ import { z } from "zod";
 import { AppError } from "../../errors.js";
 import { jobConfigSchema } from "../../trainer/index.js";
 import * as service from "../../services/jobs.js";
-import { findCheckpoint, listJobs, listMetrics } from "../../db/jobs.js";
+import { findCheckpoint, listJobs } from "../../db/jobs.js";
 import type { AppContext } from "../context.js";
-import { errorSchema, idParams, jobSchema, jobView, metricSchema, metricView, page, pageSchema } from "../schemas.js";
+import { errorSchema, idParams, jobSchema, jobView, page, pageSchema } from "../schemas.js";
 
 const statuses = ["queued", "running", "cancelling", "succeeded", "failed", "cancelled"] as const;
 
@@ -75,18 +75,7 @@ export const jobRoutes = (ctx: AppContext): FastifyPluginAsyncZod => async (app)
     schema: { tags: ["jobs"], summary: "A job's status and progress", params: idParams, response: { 200: jobSchema, 404: errorSchema } },
   }, async (req) => jobView(await service.getJob(ctx.db, req.tenant, req.params.id)));
 
-  app.get("/v1/jobs/:id/metrics", {
-    schema: {
-      tags: ["jobs"],
-      summary: "Per-epoch training and validation loss, learning rate and metrics",
-      params: idParams,
-      querystring: z.object({ after_epoch: z.coerce.number().int().min(0).default(0).describe("Only epochs after this one.") }),
-      response: { 200: z.object({ data: z.array(metricSchema) }), 404: errorSchema },
-    },
-  }, async (req) => {
-    const job = await service.getJob(ctx.db, req.tenant, req.params.id);
-    return { data: (await listMetrics(ctx.db, job.id, req.query.after_epoch)).map(metricView) };
-  });
+  // GET /v1/jobs/:id/metrics (paged, thinned) and /metrics/stream (server-sent events): routes/stream.ts.
 
   app.get("/v1/jobs/:id/weights", {
     schema: {

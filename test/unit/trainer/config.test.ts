@@ -26,6 +26,7 @@ describe("jobConfigSchema", () => {
       augmentation: { horizontal_flip: 0, brightness: 0, noise_std: 0, translate: 0 },
       priority: 0,
       max_runtime_seconds: 86400,
+      checkpoints: { keep_last: 1, keep_best: 1, every_epochs: 0 },
     });
   });
 

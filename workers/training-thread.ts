@@ -142,9 +142,15 @@ export function startTraining(
   let settled = false;
   let metricsOnly = false;
   const pending: PendingEpoch[] = [];
+  // Retention is applied to the whole backlog whenever it has doubled since the last time: a fast
+  // trainer (tiny epochs) can queue thousands of epochs behind one database write, and a full pass
+  // per message would make each message cost as much as the backlog (quadratic in all).
+  let shedAt = 2;
   const flush = async () => {
     if (pending.length === 0 || settled) return;
     const batch = pending.splice(0);
+    shedAt = 2;
+    shed(batch, start.config);
     if (metricsOnly) for (const p of batch) p.weights = p.state = null;
     await onEpochs(batch);
   };
@@ -168,8 +174,13 @@ export function startTraining(
     };
     const onMessage = (m: ThreadMessage) => {
       if (m.type === "epoch") {
+        // Only the newest epoch's resume state is ever written.
+        if (pending.length > 0) pending[pending.length - 1].state = null;
         pending.push({ report: m.report, weights: m.weights, state: m.state });
-        shed(pending, start.config);
+        if (pending.length >= shedAt) {
+          shed(pending, start.config);
+          shedAt = pending.length * 2;
+        }
         chain = chain.then(flush).catch((err: Error) => fail(err));
       } else if (m.type === "done") {
         chain = chain.then(() => {

@@ -4,6 +4,7 @@
 // per epoch. Status changes are compare-and-set, so two processes racing (a cancel arriving while a
 // worker picks the job up, two workers after a Redis restart) cannot undo each other.
 import { isId, type Db } from "./client.js";
+import { Prisma } from "../generated/prisma/client.js";
 import { bestEpochs, inLastWindow, isPeriodic, type CheckpointKind } from "../trainer/retention.js";
 import type { CheckpointRetention } from "../trainer/schema/checkpoints.js";
 import type {
@@ -272,10 +273,7 @@ const DEFAULT_RETENTION: CheckpointRetention = { keep_last: 1, keep_best: 1, eve
  */
 export async function recordEpochs(db: Db, jobId: string, w: EpochsWrite): Promise<void> {
   await db.$transaction(async (tx) => {
-    for (const m of w.metrics) {
-      const metric = { trainLoss: m.trainLoss, valLoss: m.valLoss, lr: m.lr, metrics: m.metrics, durationMs: m.durationMs, samplesPerSec: m.samplesPerSec };
-      await tx.epochMetric.upsert({ where: { jobId_epoch: { jobId, epoch: m.epoch } }, create: { jobId, epoch: m.epoch, ...metric }, update: metric });
-    }
+    await upsertMetrics(tx, jobId, w.metrics);
     const newestEpoch = w.metrics[w.metrics.length - 1].epoch;
     if (!w.last) {
       await tx.job.update({ where: { id: jobId }, data: { epoch: newestEpoch } });
@@ -292,6 +290,31 @@ export async function recordEpochs(db: Db, jobId: string, w: EpochsWrite): Promi
 }
 
 type Tx = Parameters<Parameters<Db["$transaction"]>[0]>[0];
+
+/** Metrics rows written per statement (each row is 8 parameters; PostgreSQL allows 65,535). */
+const METRIC_ROWS_PER_STATEMENT = 2000;
+
+/**
+ * Upserts the epochs' metrics rows, a few thousand per statement: when the writer has fallen behind a
+ * fast trainer (tiny epochs), one write may carry thousands of epochs, and a round trip per row
+ * would keep it behind for good.
+ */
+async function upsertMetrics(tx: Tx, jobId: string, metrics: readonly EpochMetricWrite[]): Promise<void> {
+  for (let i = 0; i < metrics.length; i += METRIC_ROWS_PER_STATEMENT) {
+    const rows = metrics.slice(i, i + METRIC_ROWS_PER_STATEMENT);
+    const values = Prisma.join(
+      rows.map(
+        (m) => Prisma.sql`(${jobId}::uuid, ${m.epoch}, ${m.trainLoss}, ${m.valLoss}, ${m.lr}, ${JSON.stringify(m.metrics)}::jsonb, ${m.durationMs}, ${m.samplesPerSec})`,
+      ),
+    );
+    await tx.$executeRaw`
+      INSERT INTO epoch_metrics (job_id, epoch, train_loss, val_loss, lr, metrics, duration_ms, samples_per_sec)
+      VALUES ${values}
+      ON CONFLICT (job_id, epoch) DO UPDATE
+        SET train_loss = EXCLUDED.train_loss, val_loss = EXCLUDED.val_loss, lr = EXCLUDED.lr, metrics = EXCLUDED.metrics,
+            duration_ms = EXCLUDED.duration_ms, samples_per_sec = EXCLUDED.samples_per_sec`;
+  }
+}
 
 /**
  * The checkpoint rows of one write, one row per (epoch, kind), as the retention says:

@@ -190,6 +190,28 @@ describe("tenant isolation", () => {
   });
 });
 
+describe("references to another tenant's data inside a job config", () => {
+  it("init_from and validation.dataset_id naming another tenant's job or dataset are 404s naming the field", async () => {
+    const upload = await fetch(`${stack.baseUrl}/v1/datasets?name=b-own&target=colour`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${keyB}`, "content-type": "text/csv" },
+      body: blobsCsv(60, 12).csv,
+    });
+    const own = ((await upload.json()) as { id: string }).id;
+    const model = { layers: [{ type: "dense", units: 8, activation: "relu" }, { type: "dense", units: 3 }] };
+    const base = { dataset_id: own, model, loss: "cross_entropy", epochs: 1 };
+    const fromA = await call(keyB, { method: "POST", path: "/v1/jobs", body: { ...base, init_from: { job_id: jobA, checkpoint: "last" } } });
+    expect(fromA.status, fromA.text).toBe(404);
+    expect(fromA.json.error).toMatchObject({ code: "job_not_found", param: "init_from.job_id" });
+    const valA = await call(keyB, { method: "POST", path: "/v1/jobs", body: { ...base, validation: { dataset_id: datasetA } } });
+    expect(valA.status, valA.text).toBe(404);
+    expect(valA.json.error).toMatchObject({ code: "dataset_not_found", param: "validation.dataset_id" });
+    // The same requests from A itself are accepted: the ids are real.
+    const ownInit = await call(stack.key, { method: "POST", path: "/v1/jobs", body: { ...base, dataset_id: datasetA, init_from: { job_id: jobA, checkpoint: "last" } } });
+    expect(ownInit.status, ownInit.text).toBe(201);
+  });
+});
+
 describe("keys", () => {
   it("no key, a malformed header or an unknown key is a 401 in the error shape", async () => {
     const tries: Record<string, string>[] = [{}, { authorization: "Basic abc" }, { authorization: "Bearer th_not-a-real-key" }];

@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BLOB_CLASSES, blobsCsv, regressionCsv } from "../helpers/data.js";
 import { startStack, waitFor, type Stack } from "../helpers/stack.js";
+import { dense, readSafetensors } from "../helpers/reference.js";
 
 let stack: Stack;
 
@@ -40,35 +41,7 @@ async function waitForJob(id: string, timeoutMs = 240_000) {
   return job;
 }
 
-/** An independent safetensors reader: header length, JSON header, raw little-endian float32. */
-function readSafetensors(buf: Buffer) {
-  const n = Number(buf.readBigUInt64LE(0));
-  const header = JSON.parse(buf.subarray(8, 8 + n).toString("utf8"));
-  const tensors: Record<string, { shape: number[]; data: Float64Array }> = {};
-  for (const [name, info] of Object.entries<any>(header)) {
-    if (name === "__metadata__") continue;
-    expect(info.dtype).toBe("F32");
-    const [begin, end] = info.data_offsets;
-    const count = info.shape.reduce((a: number, b: number) => a * b, 1);
-    expect(end - begin).toBe(count * 4);
-    const data = new Float64Array(count);
-    for (let i = 0; i < count; i++) data[i] = buf.readFloatLE(8 + n + begin + 4 * i);
-    tensors[name] = { shape: info.shape, data };
-  }
-  return { metadata: header.__metadata__ as Record<string, string>, tensors };
-}
 
-/** A dense layer in float64 from PyTorch-layout tensors: out = W x + b. */
-function dense(x: number[], w: { shape: number[]; data: Float64Array }, b: { data: Float64Array }): number[] {
-  const [units, inFeatures] = w.shape;
-  const out: number[] = [];
-  for (let u = 0; u < units; u++) {
-    let s = b.data[u];
-    for (let i = 0; i < inFeatures; i++) s += w.data[u * inFeatures + i] * x[i];
-    out.push(s);
-  }
-  return out;
-}
 
 describe("upload -> job -> metrics -> weights", () => {
   it("trains a noisy linear regression until validation loss falls below a fifth of the first epoch's", async () => {

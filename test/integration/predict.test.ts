@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BLOB_CLASSES, blobsCsv, regressionCsv } from "../helpers/data.js";
 import { client } from "../helpers/client.js";
 import { createKey, startStack, type Stack } from "../helpers/stack.js";
+import { dense, readSafetensors, type Tensor } from "../helpers/reference.js";
 
 let stack: Stack;
 let c: ReturnType<typeof client>;
@@ -60,40 +61,12 @@ afterAll(async () => {
   await stack?.close();
 });
 
-type Tensor = { shape: number[]; data: Float64Array };
-
-/** An independent safetensors reader: header length, JSON header, raw little-endian float32. */
-function readSafetensors(buf: Buffer) {
-  const n = Number(buf.readBigUInt64LE(0));
-  const header = JSON.parse(buf.subarray(8, 8 + n).toString("utf8"));
-  const tensors: Record<string, Tensor> = {};
-  for (const [name, info] of Object.entries<any>(header)) {
-    if (name === "__metadata__") continue;
-    const [begin] = info.data_offsets;
-    const count = info.shape.reduce((a: number, b: number) => a * b, 1);
-    const data = new Float64Array(count);
-    for (let i = 0; i < count; i++) data[i] = buf.readFloatLE(8 + n + begin + 4 * i);
-    tensors[name] = { shape: info.shape, data };
-  }
-  return { metadata: header.__metadata__ as Record<string, string>, tensors };
-}
 
 async function download(jobId: string, checkpoint: string | number, auth = stack.auth) {
   const res = await fetch(`${stack.baseUrl}/v1/jobs/${jobId}/weights?checkpoint=${checkpoint}`, { headers: auth });
   return { status: res.status, epoch: Number(res.headers.get("x-checkpoint-epoch")), buf: Buffer.from(await res.arrayBuffer()) };
 }
 
-/** out = W x + b, in float64, W in PyTorch's [out, in] layout. */
-function dense(x: number[], w: Tensor, b: Tensor): number[] {
-  const [units, inFeatures] = w.shape;
-  const out: number[] = [];
-  for (let u = 0; u < units; u++) {
-    let s = b.data[u];
-    for (let i = 0; i < inFeatures; i++) s += w.data[u * inFeatures + i] * x[i];
-    out.push(s);
-  }
-  return out;
-}
 
 /** The two-layer models of this file, in float64. */
 function forward(t: Record<string, Tensor>, x: number[], activation: (v: number) => number): number[] {

@@ -5,14 +5,15 @@
 // output value's operations do not depend on the split.
 //
 // Coordination is a small Int32Array control block in the arena, with Atomics: the training thread
-// writes the work descriptor (task id, integer arguments, one row range per helper), sets `pending`
-// to the number of helpers and bumps the generation counter (Atomics.notify); each helper, waiting
-// on the generation (a short spin, then Atomics.wait), runs its range, decrements `pending` and
-// notifies when it was the last. The training thread computes its own range meanwhile, then waits
-// for `pending` to reach 0. Helpers never allocate: their GEMM work areas and scratch areas are
+// writes the work descriptor (task id, integer and float64 arguments, one range per helper), sets
+// `pending` to the number of helpers and bumps the generation counter (Atomics.notify only when a
+// helper sleeps); each helper, waiting on the generation (a spin of up to HELPER_SPIN_MS, then
+// Atomics.wait), runs its range, decrements `pending` and, when it was the last and the training
+// thread sleeps, notifies. The training thread computes its own range meanwhile, then waits (a spin
+// of up to MAIN_SPIN_MS, then Atomics.wait) for `pending` to reach 0. Helpers never allocate: their GEMM work areas and scratch areas are
 // allocated here, on the training thread, from the arena.
 import { Worker } from "node:worker_threads";
-import { MAX_ARGS, parallelExecutor, rangeStart, setParallelExecutor, TASK_QUIT, type ParallelExecutor } from "../src/trainer/parallel.js";
+import { MAX_ARGS, MAX_FARGS, parallelExecutor, rangeStart, setParallelExecutor, TASK_QUIT, type ParallelExecutor } from "../src/trainer/parallel.js";
 import { allocFloat32, allocInt32, arenaAddress, arenaAddressInt32, arenaMemory } from "../src/trainer/wasm/arena.js";
 import { kernelExports, kernelsModule } from "../src/trainer/wasm/instance.js";
 
@@ -25,14 +26,51 @@ export const CTRL_PENDING = 1;
 export const CTRL_TASK = 2;
 /** Helper ranges that threw (reported to the training thread by finish()). */
 export const CTRL_ERRORS = 3;
+/** Helpers asleep in Atomics.wait (or about to be): start() only notifies when there are any. */
+export const CTRL_SLEEPERS = 4;
+/** 1 while the training thread sleeps in finish(): the last helper only notifies then. */
+export const CTRL_MAIN_WAITING = 5;
 /** The task's arguments: MAX_ARGS values. */
 export const CTRL_ARGS = 8;
+/** The task's float64 arguments: MAX_FARGS values (2 int32 slots each; 8-byte aligned, as the
+ *  block is 64-byte aligned and CTRL_ARGS + MAX_ARGS is even). */
+export const CTRL_FARGS = CTRL_ARGS + MAX_ARGS;
 /** Then 4 values per helper: r0, r1, work area address, scratch area address. */
-export const CTRL_SLOTS = CTRL_ARGS + MAX_ARGS;
+export const CTRL_SLOTS = CTRL_FARGS + 2 * MAX_FARGS;
 export const controlLength = (helpers: number): number => CTRL_SLOTS + 4 * helpers;
-/** Atomics.load rounds before falling back to Atomics.wait (kernel calls follow each other within
- *  microseconds during a training step; a wake-up from wait costs tens). */
-export const SPIN = 1 << 14;
+/** How long a helper spins on the generation counter before it sleeps in Atomics.wait, in ms.
+ *  During training, parallel calls follow each other within tens of microseconds, and a wake-up
+ *  from wait costs tens of microseconds (hundreds on a busy machine), each time: a helper that
+ *  kept falling asleep between the calls of a step would halve what a second thread gives. So it
+ *  spins through a whole step's serial parts, and only sleeps when training pauses (between
+ *  epochs, after a run). */
+export const HELPER_SPIN_MS = 0.2;
+/** How long the training thread spins in finish() before it sleeps, in ms. */
+export const MAIN_SPIN_MS = 0.1;
+/** Atomics.load rounds between two looks at the clock while spinning. */
+export const SPIN_CHECK = 256;
+
+/**
+ * Spins until `control[index]` differs from `value` or `ms` have passed; returns the last value
+ * read. (The clock is read once per SPIN_CHECK loads.)
+ */
+export function spinWhile(control: Int32Array, index: number, value: number, ms: number): number {
+  let now = Atomics.load(control, index);
+  if (now !== value) return now;
+  const until = performance.now() + ms;
+  for (;;) {
+    for (let i = 0; i < SPIN_CHECK; i++) {
+      now = Atomics.load(control, index);
+      if (now !== value) return now;
+    }
+    if (performance.now() >= until) return now;
+  }
+}
+
+/** The float64 arguments of a control block. */
+export function fargsView(control: Int32Array): Float64Array {
+  return new Float64Array(control.buffer, control.byteOffset + 4 * CTRL_FARGS, MAX_FARGS);
+}
 
 export interface HelperData {
   module: WebAssembly.Module;
@@ -59,6 +97,7 @@ const HELPER_BOOT = new URL(
 export class KernelPool implements ParallelExecutor {
   readonly threads: number;
   readonly args: Int32Array;
+  readonly fargs: Float64Array;
   /** Settles when every helper has instantiated the kernels. */
   readonly ready: Promise<void>;
   private readonly control: Int32Array;
@@ -80,6 +119,7 @@ export class KernelPool implements ParallelExecutor {
     this.threads = helpers + 1;
     this.control = helpers > 0 ? allocInt32(controlLength(helpers)) : new Int32Array(controlLength(0));
     this.args = this.control.subarray(CTRL_ARGS, CTRL_ARGS + MAX_ARGS);
+    this.fargs = fargsView(this.control);
     const controlAt = helpers > 0 ? arenaAddressInt32(this.control) : -1;
     if (helpers === 0 || controlAt < 0) {
       this.threads = 1;
@@ -125,16 +165,25 @@ export class KernelPool implements ParallelExecutor {
     c[CTRL_TASK] = task;
     Atomics.store(c, CTRL_PENDING, n - 1);
     Atomics.add(c, CTRL_GEN, 1);
-    Atomics.notify(c, CTRL_GEN);
+    // A helper announces itself in CTRL_SLEEPERS before it looks at the generation one last time
+    // and sleeps; this thread bumped the generation before looking at CTRL_SLEEPERS (both
+    // sequentially consistent): so either the helper sees the new generation, or this sees it.
+    if (Atomics.load(c, CTRL_SLEEPERS) !== 0) Atomics.notify(c, CTRL_GEN);
     return rangeStart(total, n, align, 1);
   }
 
   finish(): void {
     const c = this.control;
-    let pending = Atomics.load(c, CTRL_PENDING);
-    for (let spin = 0; pending !== 0 && spin < SPIN; spin++) pending = Atomics.load(c, CTRL_PENDING);
+    let pending = spinWhile(c, CTRL_PENDING, Atomics.load(c, CTRL_PENDING), MAIN_SPIN_MS);
     while (pending !== 0) {
-      Atomics.wait(c, CTRL_PENDING, pending);
+      // (Pending only goes down: spinWhile returns when it changes, so look again until 0.)
+      pending = spinWhile(c, CTRL_PENDING, pending, MAIN_SPIN_MS);
+      if (pending === 0) break;
+      // The same handshake as start()'s, the other way round.
+      Atomics.store(c, CTRL_MAIN_WAITING, 1);
+      pending = Atomics.load(c, CTRL_PENDING);
+      if (pending !== 0) Atomics.wait(c, CTRL_PENDING, pending);
+      Atomics.store(c, CTRL_MAIN_WAITING, 0);
       pending = Atomics.load(c, CTRL_PENDING);
     }
     if (Atomics.load(c, CTRL_ERRORS) !== 0) {

@@ -125,6 +125,17 @@ export interface Kernels {
   softmax(x: Floats, rows: number, width: number): void;
   /** The Jacobian-vector product of softmax: g_i = y_i·(g_i - Σ_j g_j·y_j), row by row. */
   softmaxBackward(y: Floats, grad: Floats, rows: number, width: number): void;
+
+  // Optimizer loops over the flat parameter buffers (all of the same length and precision).
+  /** Σ a_i² over the first `count` values, in double precision (gradient clipping's norm). The JS
+   *  kernel adds in order; others may add in another fixed order (same value to rounding). */
+  sumSquares(a: Floats, count: number): number;
+  /** a_i = a_i·factor (computed in double precision, stored in a's precision). */
+  scale(a: Floats, count: number, factor: number): void;
+  /** SGD with momentum (optimizers/sgd.ts), in place on params and velocity:
+   *  g = grad + decay·w; v = momentum·v + g; w -= lr·(nesterov ? g + momentum·v : v), each value
+   *  computed in double precision and stored (so rounded) before it is used again. */
+  sgdUpdate(params: Floats, grads: Floats, velocity: Floats, count: number, lr: number, momentum: number, decay: number, nesterov: boolean): void;
 }
 
 /**
@@ -725,6 +736,23 @@ export const jsKernels: Kernels = {
       let dot = 0;
       for (let i = start; i < end; i++) dot += grad[i] * y[i];
       for (let i = start; i < end; i++) grad[i] = y[i] * (grad[i] - dot);
+    }
+  },
+
+  sumSquares(a, count) {
+    let sum = 0;
+    for (let i = 0; i < count; i++) sum += a[i] * a[i];
+    return sum;
+  },
+  scale(a, count, factor) {
+    for (let i = 0; i < count; i++) a[i] *= factor;
+  },
+  sgdUpdate(w, grad, v, count, lr, momentum, decay, nesterov) {
+    for (let i = 0; i < count; i++) {
+      const g = grad[i] + decay * w[i];
+      v[i] = momentum * v[i] + g;
+      const vi = v[i]; // read back: the stored (possibly float32-rounded) value is the state
+      w[i] -= lr * (nesterov ? g + momentum * vi : vi);
     }
   },
 };

@@ -1,5 +1,5 @@
 // Gradient clipping by global norm, shared by every optimizer (torch.nn.utils.clip_grad_norm_).
-import type { Floats } from "../kernels.js";
+import { kernels, type Floats } from "../kernels.js";
 
 /** Added to the norm before dividing, as in PyTorch, so a zero gradient never divides by zero. */
 const NORM_EPS = 1e-6;
@@ -11,12 +11,10 @@ const NORM_EPS = 1e-6;
  * within 1e-6 under maxNorm is scaled very slightly too. Returns the norm measured before scaling.
  */
 export function clipGradNorm(grads: Floats, maxNorm: number | undefined): number {
-  let sumSquares = 0;
-  for (let i = 0; i < grads.length; i++) sumSquares += grads[i] * grads[i];
-  const norm = Math.sqrt(sumSquares);
+  const norm = Math.sqrt(kernels.sumSquares(grads, grads.length));
   if (maxNorm !== undefined) {
     const scale = maxNorm / (norm + NORM_EPS);
-    if (scale < 1) for (let i = 0; i < grads.length; i++) grads[i] *= scale;
+    if (scale < 1) kernels.scale(grads, grads.length, scale);
   }
   return norm;
 }

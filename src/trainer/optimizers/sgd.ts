@@ -5,7 +5,7 @@
 //   w -= lr * step
 // Note the learning rate multiplies the velocity rather than being folded into it, so changing lr
 // mid-training (schedules) does not rescale past momentum.
-import type { Floats } from "../kernels.js";
+import { kernels, type Floats } from "../kernels.js";
 import type { OptimizerSpec } from "../schema/optimizer.js";
 import { ParamOptimizer, zerosLike } from "./base.js";
 
@@ -24,16 +24,11 @@ export class Sgd extends ParamOptimizer {
     this.state = { velocity: zerosLike(params) };
   }
 
+  /** The loop is a kernel (kernels.ts: sgdUpdate): WebAssembly, split over the job's threads, for
+   *  float32 models; the same values bit for bit as the JS loop. */
   protected update(lr: number): void {
     const { momentum, nesterov, weight_decay: decay } = this.spec;
     const w = this.params;
-    const grad = this.grads;
-    const v = this.state.velocity;
-    for (let i = 0; i < w.length; i++) {
-      const g = grad[i] + decay * w[i];
-      v[i] = momentum * v[i] + g;
-      const vi = v[i]; // read back: the stored (possibly float32-rounded) value is the state
-      w[i] -= lr * (nesterov ? g + momentum * vi : vi);
-    }
+    kernels.sgdUpdate(w, this.grads, this.state.velocity, w.length, lr, momentum, decay, nesterov);
   }
 }

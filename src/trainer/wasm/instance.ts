@@ -35,17 +35,26 @@ export interface KernelExports {
   relu_backward(y: number, grad: number, count: number): void;
   tanh_backward(y: number, grad: number, count: number): void;
   sigmoid_backward(y: number, grad: number, count: number): void;
+  /** Planes [p0, planes). */
   max_pool_2x2(
     input: number,
     output: number,
     argmax: number,
+    p0: number,
     planes: number,
     height: number,
     width: number,
     outHeight: number,
     outWidth: number,
   ): void;
-  max_pool_backward(gradOutput: number, argmax: number, inputGrad: number, count: number, inputCount: number): void;
+  /** Zeroes inputGrad values [z0, z1), then adds output gradients [o0, o1) at their argmax. */
+  max_pool_backward(gradOutput: number, argmax: number, inputGrad: number, o0: number, o1: number, z0: number, z1: number): void;
+  sgd_update(w: number, g: number, v: number, i0: number, i1: number, lr: number, momentum: number, decay: number, nesterov: number): void;
+  /** Values per block of sum_squares_blocks. */
+  squares_block(): number;
+  /** Float64 sums of squares of blocks [b0, b1) of a's `count` values, at out + 8·b. */
+  sum_squares_blocks(a: number, count: number, b0: number, b1: number, out: number): void;
+  scale_floats(a: number, i0: number, i1: number, factor: number): void;
   /** The geometry arguments: channels, height, width, kernelH, kernelW, strideH, strideW, padTop,
    *  padLeft, outHeight, outWidth (as WindowGeometry). */
   im2col(input: number, col: number, ...geometry: number[]): void;

@@ -1162,7 +1162,9 @@
   ;; row-major order, as the JS kernel. Four windows at a time: the left and right columns of two
   ;; rows are separated by shuffles, then a tournament by comparisons and selects. A group of
   ;; windows holding a NaN takes the window-by-window rule (a NaN wins).
-  (func $max_pool_2x2 (export "max_pool_2x2") (param $input i32) (param $output i32) (param $argmax i32) (param $planes i32)
+  ;; Planes [p0, planes) only (a helper thread's range): output and argmax from plane p0 on, indices
+  ;; still counted from `input`.
+  (func $max_pool_2x2 (export "max_pool_2x2") (param $input i32) (param $output i32) (param $argmax i32) (param $p0 i32) (param $planes i32)
         (param $height i32) (param $width i32) (param $outHeight i32) (param $outWidth i32)
     (local $plane i32) (local $oy i32) (local $ox i32) (local $o i32) (local $top i32) (local $at i32)
     (local $a0 v128) (local $a1 v128) (local $b0 v128) (local $b1 v128)
@@ -1170,8 +1172,8 @@
     (local $tgt v128) (local $bgt v128) (local $tv v128) (local $bv v128) (local $win v128)
     (local $idx v128) (local $ti v128) (local $bi v128) (local $rowBytes i32) (local $p i32) (local $k i32)
     (local.set $rowBytes (i32.shl (local.get $width) (i32.const 2)))
-    (local.set $o (i32.const 0))
-    (local.set $plane (i32.const 0))
+    (local.set $o (i32.mul (local.get $p0) (i32.mul (local.get $outHeight) (local.get $outWidth))))
+    (local.set $plane (local.get $p0))
     (block $planesDone
       (loop $planeLoop
         (br_if $planesDone (i32.ge_s (local.get $plane) (local.get $planes)))
@@ -1245,13 +1247,17 @@
         (local.set $plane (i32.add (local.get $plane) (i32.const 1)))
         (br $planeLoop))))
 
-  ;; inputGrad (inputCount values) = 0, plus each of the `count` output gradients at its argmax,
-  ;; in output order (as the JS kernel: overlapping windows add in the same order).
+  ;; inputGrad values [z0, z1) = 0, plus each of the output gradients [o0, o1) at its argmax (an
+  ;; index counted from inputGrad), in output order (as the JS kernel: overlapping windows add in the
+  ;; same order). A range of whole planes (z and o both) is independent of every other plane.
   (func $max_pool_backward (export "max_pool_backward") (param $gradOutput i32) (param $argmax i32) (param $inputGrad i32)
-        (param $count i32) (param $inputCount i32)
+        (param $o0 i32) (param $o1 i32) (param $z0 i32) (param $z1 i32)
     (local $end i32) (local $at i32)
-    (memory.fill (local.get $inputGrad) (i32.const 0) (i32.shl (local.get $inputCount) (i32.const 2)))
-    (local.set $end (i32.add (local.get $argmax) (i32.shl (local.get $count) (i32.const 2))))
+    (memory.fill (i32.add (local.get $inputGrad) (i32.shl (local.get $z0) (i32.const 2))) (i32.const 0)
+      (i32.shl (i32.sub (local.get $z1) (local.get $z0)) (i32.const 2)))
+    (local.set $end (i32.add (local.get $argmax) (i32.shl (local.get $o1) (i32.const 2))))
+    (local.set $argmax (i32.add (local.get $argmax) (i32.shl (local.get $o0) (i32.const 2))))
+    (local.set $gradOutput (i32.add (local.get $gradOutput) (i32.shl (local.get $o0) (i32.const 2))))
     (block $done
       (loop $each
         (br_if $done (i32.ge_u (local.get $argmax) (local.get $end)))
@@ -1259,5 +1265,113 @@
         (f32.store (local.get $at) (f32.add (f32.load (local.get $at)) (f32.load (local.get $gradOutput))))
         (local.set $argmax (i32.add (local.get $argmax) (i32.const 4)))
         (local.set $gradOutput (i32.add (local.get $gradOutput) (i32.const 4)))
+        (br $each))))
+
+  ;; ------------------------------------------------------------------------------------------
+  ;; Optimizer loops, over ranges of the flat parameter buffers, so that helper threads can each
+  ;; take one. Each value gives the JS reference's float32 result bit for bit: the JS expressions
+  ;; run in double precision and round to float32 when stored, and so does this code (f64x2).
+  ;; ------------------------------------------------------------------------------------------
+
+  ;; SGD with momentum (optimizers/sgd.ts), values [i0, i1):
+  ;;   g = grad + decay·w;  v = f32(momentum·v + g);  w = f32(w - lr·(nesterov ? g + momentum·v : v))
+  (func $sgd_update (export "sgd_update") (param $w i32) (param $g i32) (param $v i32) (param $i0 i32) (param $i1 i32)
+        (param $lr f64) (param $momentum f64) (param $decay f64) (param $nesterov i32)
+    (local $end i32) (local $end2 i32) (local $off i32)
+    (local $wv v128) (local $gv v128) (local $vv v128) (local $lrv v128) (local $mv v128) (local $dv v128)
+    (local $ws f64) (local $gs f64) (local $vs f64)
+    (local.set $lrv (f64x2.splat (local.get $lr)))
+    (local.set $mv (f64x2.splat (local.get $momentum)))
+    (local.set $dv (f64x2.splat (local.get $decay)))
+    (local.set $off (i32.shl (local.get $i0) (i32.const 2)))
+    (local.set $end (i32.shl (local.get $i1) (i32.const 2)))
+    (local.set $end2 (i32.add (local.get $off)
+      (i32.shl (i32.and (i32.sub (local.get $i1) (local.get $i0)) (i32.const -2)) (i32.const 2))))
+    (block $done
+      (loop $pairs
+        (br_if $done (i32.ge_u (local.get $off) (local.get $end2)))
+        (local.set $wv (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $w) (local.get $off)))))
+        (local.set $gv (f64x2.add (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $g) (local.get $off))))
+                                  (f64x2.mul (local.get $dv) (local.get $wv))))
+        (local.set $vv (f64x2.promote_low_f32x4 (f32x4.demote_f64x2_zero
+          (f64x2.add (f64x2.mul (local.get $mv)
+                                (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $v) (local.get $off)))))
+                     (local.get $gv)))))
+        (v128.store64_lane 0 (i32.add (local.get $v) (local.get $off)) (f32x4.demote_f64x2_zero (local.get $vv)))
+        (if (local.get $nesterov)
+          (then (local.set $vv (f64x2.add (local.get $gv) (f64x2.mul (local.get $mv) (local.get $vv))))))
+        (v128.store64_lane 0 (i32.add (local.get $w) (local.get $off))
+          (f32x4.demote_f64x2_zero (f64x2.sub (local.get $wv) (f64x2.mul (local.get $lrv) (local.get $vv)))))
+        (local.set $off (i32.add (local.get $off) (i32.const 8)))
+        (br $pairs)))
+    (if (i32.lt_u (local.get $off) (local.get $end))
+      (then
+        (local.set $ws (f64.promote_f32 (f32.load (i32.add (local.get $w) (local.get $off)))))
+        (local.set $gs (f64.add (f64.promote_f32 (f32.load (i32.add (local.get $g) (local.get $off))))
+                                (f64.mul (local.get $decay) (local.get $ws))))
+        (local.set $vs (f64.promote_f32 (f32.demote_f64
+          (f64.add (f64.mul (local.get $momentum) (f64.promote_f32 (f32.load (i32.add (local.get $v) (local.get $off)))))
+                   (local.get $gs)))))
+        (f32.store (i32.add (local.get $v) (local.get $off)) (f32.demote_f64 (local.get $vs)))
+        (if (local.get $nesterov)
+          (then (local.set $vs (f64.add (local.get $gs) (f64.mul (local.get $momentum) (local.get $vs))))))
+        (f32.store (i32.add (local.get $w) (local.get $off))
+          (f32.demote_f64 (f64.sub (local.get $ws) (f64.mul (local.get $lr) (local.get $vs))))))))
+
+  ;; Values per block of sum_squares_blocks.
+  (func $squares_block (export "squares_block") (result i32) (i32.const 2048))
+
+  ;; The sums of squares of a's `count` values in blocks of 2048, blocks [b0, b1), into the float64
+  ;; values at out + 8·b. A block is summed the same way wherever it is computed: four lanes (lane l
+  ;; takes the values at offsets ≡ l mod 4 below the block's length rounded down to 4), added as
+  ;; (l0 + l2) + (l1 + l3), then the last length mod 4 squares in order; all in double precision.
+  (func $sum_squares_blocks (export "sum_squares_blocks") (param $a i32) (param $count i32) (param $b0 i32) (param $b1 i32)
+        (param $out i32)
+    (local $p i32) (local $end i32) (local $end4 i32) (local $lo v128) (local $hi v128) (local $x v128)
+    (local $s f64) (local $t f64)
+    (block $blocksDone
+      (loop $blocks
+        (br_if $blocksDone (i32.ge_s (local.get $b0) (local.get $b1)))
+        (local.set $p (i32.add (local.get $a) (i32.shl (local.get $b0) (i32.const 13))))
+        (local.set $end (i32.add (local.get $a) (i32.shl
+          (call $min (local.get $count) (i32.shl (i32.add (local.get $b0) (i32.const 1)) (i32.const 11))) (i32.const 2))))
+        (local.set $end4 (i32.add (local.get $p) (i32.and (i32.sub (local.get $end) (local.get $p)) (i32.const -16))))
+        (local.set $lo (v128.const i32x4 0 0 0 0))
+        (local.set $hi (v128.const i32x4 0 0 0 0))
+        (block $vecDone
+          (loop $vec
+            (br_if $vecDone (i32.ge_u (local.get $p) (local.get $end4)))
+            (local.set $x (v128.load (local.get $p)))
+            (local.set $lo (f64x2.add (local.get $lo)
+              (f64x2.mul (f64x2.promote_low_f32x4 (local.get $x)) (f64x2.promote_low_f32x4 (local.get $x)))))
+            (local.set $x (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $x) (local.get $x)))
+            (local.set $hi (f64x2.add (local.get $hi)
+              (f64x2.mul (f64x2.promote_low_f32x4 (local.get $x)) (f64x2.promote_low_f32x4 (local.get $x)))))
+            (local.set $p (i32.add (local.get $p) (i32.const 16)))
+            (br $vec)))
+        ;; lo holds lanes 0 and 1, hi lanes 2 and 3.
+        (local.set $lo (f64x2.add (local.get $lo) (local.get $hi)))
+        (local.set $s (f64.add (f64x2.extract_lane 0 (local.get $lo)) (f64x2.extract_lane 1 (local.get $lo))))
+        (block $tailDone
+          (loop $tail
+            (br_if $tailDone (i32.ge_u (local.get $p) (local.get $end)))
+            (local.set $t (f64.promote_f32 (f32.load (local.get $p))))
+            (local.set $s (f64.add (local.get $s) (f64.mul (local.get $t) (local.get $t))))
+            (local.set $p (i32.add (local.get $p) (i32.const 4)))
+            (br $tail)))
+        (f64.store (i32.add (local.get $out) (i32.shl (local.get $b0) (i32.const 3))) (local.get $s))
+        (local.set $b0 (i32.add (local.get $b0) (i32.const 1)))
+        (br $blocks))))
+
+  ;; a = f32(a·factor) in double precision, values [i0, i1) (gradient clipping's scaling).
+  (func $scale_floats (export "scale_floats") (param $a i32) (param $i0 i32) (param $i1 i32) (param $factor f64)
+    (local $p i32) (local $end i32)
+    (local.set $p (i32.add (local.get $a) (i32.shl (local.get $i0) (i32.const 2))))
+    (local.set $end (i32.add (local.get $a) (i32.shl (local.get $i1) (i32.const 2))))
+    (block $done
+      (loop $each
+        (br_if $done (i32.ge_u (local.get $p) (local.get $end)))
+        (f32.store (local.get $p) (f32.demote_f64 (f64.mul (f64.promote_f32 (f32.load (local.get $p))) (local.get $factor))))
+        (local.set $p (i32.add (local.get $p) (i32.const 4)))
         (br $each))))
 )

@@ -12,8 +12,11 @@
 //
 // Threads: every call here runs on this thread, but the work is laid out to be split. Each GEMM
 // covers rows [i0, i1) of its output with its own work area (gemm_work_bytes), and each output
-// value is computed the same way whatever the range; the convolution passes are functions of a
-// range of samples (forward, input gradients) or of filters (weight and bias gradients). A pool can
+// value is computed the same way whatever the range (a product with fewer rows than columns is
+// split by columns instead, so that each thread packs only its own part of the larger operand);
+// the convolution passes are functions of a range of samples (forward, input gradients) or of
+// filters or weight columns (weight and bias gradients); relu, max pooling and the optimizer loops
+// of ranges of values or planes (sums of squares in fixed blocks, added in order). A pool can
 // hand those ranges to helper threads that instantiate the same module on the same memory
 // (instance.ts: kernelsModule, instantiateKernels; arena.ts: arenaMemory), each with its own work
 // area, and get the same bits. (The input-gradient pass also needs one dColT area per thread.)
@@ -26,7 +29,15 @@ import {
   TASK_CONV_FORWARD,
   TASK_CONV_INPUT_GRADS,
   TASK_CONV_PARAM_GRADS,
+  TASK_CONV_PARAM_GRADS_COLUMNS,
   TASK_GEMM,
+  TASK_GEMM_COLUMNS,
+  TASK_MAX_POOL,
+  TASK_MAX_POOL_BACKWARD,
+  TASK_RELU,
+  TASK_RELU_BACKWARD,
+  TASK_SGD,
+  TASK_SUM_SQUARES,
   type ParallelExecutor,
 } from "../parallel.js";
 
@@ -119,7 +130,7 @@ export function rangePasses(w: KernelExports) {
     const positions = g.outHeight * g.outWidth;
     const inBytes = 4 * g.channels * g.height * g.width;
     const colBytes = 4 * positions * patch;
-    const byDots = positions >= 32 && 20 * (filters + patch) > filters * patch;
+    const byDots = paramGradsByDots(filters, patch, positions);
     w.zero_rows(bGradAt, 1, f0, f1, 1);
     if (rows === 0) w.zero_rows(wGradAt, patch, f0, f1, patch);
     for (let r = 0; r < rows; r++) {
@@ -130,6 +141,36 @@ export function rangePasses(w: KernelExports) {
       // The first sample overwrites: 0 + its terms, as zeroing first would give.
       if (byDots) w.dot_nt(gR, positions, colAt, positions, wGradAt, patch, f0, f1, positions, patch, r === 0 ? 0 : 1);
       else w.gemm(gR, positions, 1, colAt, 1, positions, wGradAt, patch, f0, f1, positions, patch, r === 0 ? 0 : 1, work);
+    }
+  };
+
+  /** convParamGrads's product (packed, kept patches) for columns [q0, q1) of dW, every filter; the
+   *  range starting at 0 (the calling thread's, never empty) also sums every bias gradient. Each value is computed as there: splitting
+   *  by columns gives each thread only its own columns of the patches to pack (by filters, every
+   *  thread would pack all of them), and the whole, smaller, output gradient. */
+  const convParamGradsColumns = (
+    gradAt: number,
+    wGradAt: number,
+    bGradAt: number,
+    scratchAt: number,
+    rows: number,
+    filters: number,
+    g: WindowGeometry,
+    q0: number,
+    q1: number,
+    work: number,
+  ): void => {
+    const patch = g.channels * g.kernelH * g.kernelW;
+    const positions = g.outHeight * g.outWidth;
+    const colBytes = 4 * positions * patch;
+    const biases = q0 === 0;
+    if (biases) w.zero_rows(bGradAt, 1, 0, filters, 1);
+    if (rows === 0) w.zero_rows(wGradAt + 4 * q0, patch, 0, filters, q1 - q0);
+    for (let r = 0; r < rows; r++) {
+      const gR = gradAt + 4 * r * filters * positions;
+      const colAt = scratchAt + colBytes * (1 + r);
+      if (biases) w.add_row_sums(gR, bGradAt, positions, 0, filters);
+      w.gemm(gR, positions, 1, colAt + 4 * q0 * positions, 1, positions, wGradAt + 4 * q0, patch, 0, filters, positions, q1 - q0, r === 0 ? 0 : 1, work);
     }
   };
 
@@ -154,10 +195,17 @@ export function rangePasses(w: KernelExports) {
       col2imT(colGradAt, inGradAt + 4 * r * inSize, g);
     }
   };
-  return { convForward, convParamGrads, convInputGrads };
+  return { convForward, convParamGrads, convParamGradsColumns, convInputGrads };
 }
 
 export type RangePasses = ReturnType<typeof rangePasses>;
+
+/** Whether the weight gradient of a convolution is computed by dot products rather than a packed
+ *  product: both g and colT run along positions, so with few filters or a small patch dot products
+ *  beat packing. */
+function paramGradsByDots(filters: number, patch: number, positions: number): boolean {
+  return positions >= 32 && 20 * (filters + patch) > filters * patch;
+}
 
 /** The geometry stored in a parallel task's args (see parallel.ts). */
 function argsGeometry(a: Int32Array): WindowGeometry {
@@ -183,10 +231,41 @@ const patchFloats = (g: WindowGeometry): number => g.channels * g.kernelH * g.ke
  * runs on its own range. `work`: this thread's GEMM work area; `area`: its scratch area (one
  * sample's patches or dColT), both byte addresses in the shared memory.
  */
-export function runRangeTask(w: KernelExports, p: RangePasses, task: number, a: Int32Array, r0: number, r1: number, work: number, area: number): void {
+export function runRangeTask(
+  w: KernelExports,
+  p: RangePasses,
+  task: number,
+  a: Int32Array,
+  f: Float64Array,
+  r0: number,
+  r1: number,
+  work: number,
+  area: number,
+): void {
   switch (task) {
     case TASK_GEMM:
       w.gemm(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], r0, r1, a[8], a[9], a[10], work);
+      return;
+    case TASK_GEMM_COLUMNS:
+      gemmColumns(w, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[11], a[8], a[10], r0, r1, work);
+      return;
+    case TASK_SGD:
+      w.sgd_update(a[0], a[1], a[2], r0, r1, f[0], f[1], f[2], a[3]);
+      return;
+    case TASK_SUM_SQUARES:
+      w.sum_squares_blocks(a[0], a[1], r0, r1, a[2]);
+      return;
+    case TASK_RELU:
+      w.relu(a[0] + 4 * r0, r1 - r0);
+      return;
+    case TASK_RELU_BACKWARD:
+      w.relu_backward(a[0] + 4 * r0, a[1] + 4 * r0, r1 - r0);
+      return;
+    case TASK_MAX_POOL:
+      w.max_pool_2x2(a[0], a[1], a[2], r0, r1, a[3], a[4], a[5], a[6]);
+      return;
+    case TASK_MAX_POOL_BACKWARD:
+      w.max_pool_backward(a[0], a[1], a[2], r0 * a[4], r1 * a[4], r0 * a[3], r1 * a[3]);
       return;
     case TASK_CONV_FORWARD: {
       const g = argsGeometry(a);
@@ -199,6 +278,9 @@ export function runRangeTask(w: KernelExports, p: RangePasses, task: number, a: 
     case TASK_CONV_PARAM_GRADS:
       p.convParamGrads(a[0], a[1], a[2], a[3], true, 0, a[6], a[7], argsGeometry(a), r0, r1, work);
       return;
+    case TASK_CONV_PARAM_GRADS_COLUMNS:
+      p.convParamGradsColumns(a[0], a[1], a[2], a[3], a[6], a[7], argsGeometry(a), r0, r1, work);
+      return;
     case TASK_CONV_INPUT_GRADS:
       p.convInputGrads(a[0], a[1], a[2], area, a[7], argsGeometry(a), r0, r1, work);
       return;
@@ -207,8 +289,25 @@ export function runRangeTask(w: KernelExports, p: RangePasses, task: number, a: 
   }
 }
 
+/** Columns [j0, j1) of the product C = A·B over all m rows: B and C start j0 columns in. Each
+ *  value is computed as in a call over all columns. */
+function gemmColumns(
+  w: KernelExports,
+  a: number, aRow: number, aCol: number, b: number, bRow: number, bCol: number, c: number, ldc: number,
+  m: number, k: number, acc: number, j0: number, j1: number, work: number,
+): void {
+  w.gemm(a, aRow, aCol, b + 4 * j0 * bCol, bRow, bCol, c + 4 * j0, ldc, 0, m, k, j1 - j0, acc, work);
+}
+
 /** Products with fewer multiply-adds than this stay on one thread (waking helpers costs more). */
 const PARALLEL_MIN_MACS = 1 << 17;
+/** Elementwise and optimizer passes over fewer values than this stay on one thread. */
+const PARALLEL_MIN_VALUES = 1 << 15;
+
+/** The executor to split an elementwise pass over `count` values, if any. */
+function valueSplitter(count: number): ParallelExecutor | null {
+  return count >= PARALLEL_MIN_VALUES ? parallelExecutor() : null;
+}
 
 /** The executor to split a call of `macs` multiply-adds over `total` ranges' worth of rows, if any. */
 function splitter(macs: number, total: number, minTotal: number): ParallelExecutor | null {
@@ -244,19 +343,33 @@ export function createWasmKernels(js: Kernels): Kernels {
   const stageA = new Staging();
   const stageB = new Staging();
   const stageC = new Staging();
-  /** w.gemm over rows [0, m), split over the executor's threads when it is large enough. */
+  /** w.gemm over rows [0, m), split over the executor's threads when it is large enough: by rows
+   *  when there are at least as many rows as columns, else by columns (every thread packs the
+   *  operand whose slices it does not split, so the smaller one is the one to pack in full). */
   const gemm = (a: number, aRow: number, aCol: number, b: number, bRow: number, bCol: number, c: number, ldc: number, m: number, k: number, n: number, acc: number): void => {
-    const ex = splitter(m * k * n, m, 16);
+    const byColumns = m < n;
+    const ex = splitter(m * k * n, byColumns ? n : m, 16);
     if (!ex) return w.gemm(a, aRow, aCol, b, bRow, bCol, c, ldc, 0, m, k, n, acc, workAt);
     const args = ex.args;
     args[0] = a; args[1] = aRow; args[2] = aCol; args[3] = b; args[4] = bRow; args[5] = bCol; args[6] = c; args[7] = ldc;
-    args[8] = k; args[9] = n; args[10] = acc;
-    const end = ex.start(TASK_GEMM, m, 8, 0);
+    args[8] = k; args[9] = n; args[10] = acc; args[11] = m;
+    const end = ex.start(byColumns ? TASK_GEMM_COLUMNS : TASK_GEMM, byColumns ? n : m, 8, 0);
     try {
-      w.gemm(a, aRow, aCol, b, bRow, bCol, c, ldc, 0, end, k, n, acc, workAt);
+      if (byColumns) gemmColumns(w, a, aRow, aCol, b, bRow, bCol, c, ldc, m, k, acc, 0, end, workAt);
+      else w.gemm(a, aRow, aCol, b, bRow, bCol, c, ldc, 0, end, k, n, acc, workAt);
     } finally {
       ex.finish();
     }
+  };
+  /** Float64 block sums of sumSquares (grown as needed; the Float32Array keeps the arena block). */
+  let partials: Float32Array | null = null;
+  let partials64: Float64Array | null = null;
+  const partialsFor = (blocks: number): number => {
+    if (!partials || partials.length < 2 * blocks) {
+      partials = allocFloat32(2 * blocks);
+      partials64 = new Float64Array(partials.buffer, partials.byteOffset, blocks);
+    }
+    return arenaAddress(partials);
   };
   const im2col = (image: number, col: number, g: WindowGeometry): void =>
     w.im2col(image, col, g.channels, g.height, g.width, g.kernelH, g.kernelW, g.strideH, g.strideW, g.padTop, g.padLeft, g.outHeight, g.outWidth);
@@ -370,17 +483,29 @@ export function createWasmKernels(js: Kernels): Kernels {
       const macs = rows * filters * patchFloats(g);
       // Weight and bias gradients by filters: only with kept patches (otherwise every thread would
       // compute each sample's patches again, into the one area scratch has for them).
-      const exParams = keptHere ? splitter(macs, filters, 8) : null;
+      // The packed product splits by weight columns (see convParamGradsColumns), dot products by
+      // filters.
+      const byColumns = !paramGradsByDots(filters, patch, g.outHeight * g.outWidth);
+      const exParams = keptHere ? splitter(macs, byColumns ? patch : filters, byColumns ? 16 : 8) : null;
       if (!exParams) p.convParamGrads(gradAt, wGradAt, bGradAt, scratchAt, keptHere, inAt, rows, filters, g, 0, filters, workAt);
       else {
         const args = exParams.args;
         args[0] = gradAt; args[1] = wGradAt; args[2] = bGradAt; args[3] = scratchAt; args[6] = rows; args[7] = filters;
         setArgsGeometry(args, g);
-        const end = exParams.start(TASK_CONV_PARAM_GRADS, filters, 4, 0);
-        try {
-          p.convParamGrads(gradAt, wGradAt, bGradAt, scratchAt, true, 0, rows, filters, g, 0, end, workAt);
-        } finally {
-          exParams.finish();
+        if (byColumns) {
+          const end = exParams.start(TASK_CONV_PARAM_GRADS_COLUMNS, patch, 8, 0);
+          try {
+            p.convParamGradsColumns(gradAt, wGradAt, bGradAt, scratchAt, rows, filters, g, 0, end, workAt);
+          } finally {
+            exParams.finish();
+          }
+        } else {
+          const end = exParams.start(TASK_CONV_PARAM_GRADS, filters, 4, 0);
+          try {
+            p.convParamGrads(gradAt, wGradAt, bGradAt, scratchAt, true, 0, rows, filters, g, 0, end, workAt);
+          } finally {
+            exParams.finish();
+          }
         }
       }
       if (!inputGrad) return;
@@ -408,7 +533,18 @@ export function createWasmKernels(js: Kernels): Kernels {
       const argmaxAt = outAt < 0 ? -1 : arenaAddressInt32(argmax);
       const inAt = argmaxAt < 0 ? -1 : stageA.address(input, rows * g.channels * g.height * g.width);
       if (inAt < 0 || !ready()) return js.maxPool2d(input, output, argmax, rows, g);
-      w.max_pool_2x2(inAt, outAt, argmaxAt, rows * g.channels, g.height, g.width, g.outHeight, g.outWidth);
+      const planes = rows * g.channels;
+      const ex = valueSplitter(planes * g.outHeight * g.outWidth);
+      if (!ex || planes < 2) return w.max_pool_2x2(inAt, outAt, argmaxAt, 0, planes, g.height, g.width, g.outHeight, g.outWidth);
+      const args = ex.args;
+      args[0] = inAt; args[1] = outAt; args[2] = argmaxAt; args[3] = g.height; args[4] = g.width; args[5] = g.outHeight;
+      args[6] = g.outWidth;
+      const end = ex.start(TASK_MAX_POOL, planes, 1, 0);
+      try {
+        w.max_pool_2x2(inAt, outAt, argmaxAt, 0, end, g.height, g.width, g.outHeight, g.outWidth);
+      } finally {
+        ex.finish();
+      }
     },
 
     maxPool2dBackward(gradOutput, argmax, inputGrad, rows, g) {
@@ -417,20 +553,48 @@ export function createWasmKernels(js: Kernels): Kernels {
       const count = rows * g.channels * g.outHeight * g.outWidth;
       const outAt = argmaxAt < 0 ? -1 : stageA.address(gradOutput, count);
       if (outAt < 0 || !ready()) return js.maxPool2dBackward(gradOutput, argmax, inputGrad, rows, g);
-      w.max_pool_backward(outAt, argmaxAt, gradAt, count, rows * g.channels * g.height * g.width);
+      const planes = rows * g.channels;
+      const inPlane = g.height * g.width;
+      const outPlane = g.outHeight * g.outWidth;
+      const ex = valueSplitter(planes * inPlane);
+      if (!ex || planes < 2) return w.max_pool_backward(outAt, argmaxAt, gradAt, 0, count, 0, planes * inPlane);
+      const args = ex.args;
+      args[0] = outAt; args[1] = argmaxAt; args[2] = gradAt; args[3] = inPlane; args[4] = outPlane;
+      const end = ex.start(TASK_MAX_POOL_BACKWARD, planes, 1, 0);
+      try {
+        w.max_pool_backward(outAt, argmaxAt, gradAt, 0, end * outPlane, 0, end * inPlane);
+      } finally {
+        ex.finish();
+      }
     },
 
     relu(x, count) {
       const at = count < SMALL_COUNT ? -1 : arenaAddress(x);
       if (at < 0 || !ready()) return js.relu(x, count);
-      w.relu(at, count);
+      const ex = valueSplitter(count);
+      if (!ex) return w.relu(at, count);
+      ex.args[0] = at;
+      const end = ex.start(TASK_RELU, count, 16, 0);
+      try {
+        w.relu(at, end);
+      } finally {
+        ex.finish();
+      }
     },
 
     reluBackward(y, grad, count) {
       const gradAt = count < SMALL_COUNT ? -1 : arenaAddress(grad);
       const yAt = gradAt < 0 ? -1 : arenaAddress(y);
       if (yAt < 0 || !ready()) return js.reluBackward(y, grad, count);
-      w.relu_backward(yAt, gradAt, count);
+      const ex = valueSplitter(count);
+      if (!ex) return w.relu_backward(yAt, gradAt, count);
+      ex.args[0] = yAt; ex.args[1] = gradAt;
+      const end = ex.start(TASK_RELU_BACKWARD, count, 16, 0);
+      try {
+        w.relu_backward(yAt, gradAt, end);
+      } finally {
+        ex.finish();
+      }
     },
 
     tanhBackward(y, grad, count) {
@@ -445,6 +609,56 @@ export function createWasmKernels(js: Kernels): Kernels {
       const yAt = gradAt < 0 ? -1 : arenaAddress(y);
       if (yAt < 0 || !ready()) return js.sigmoidBackward(y, grad, count);
       w.sigmoid_backward(yAt, gradAt, count);
+    },
+
+    sumSquares(a, count) {
+      const at = count < SMALL_COUNT ? -1 : arenaAddress(a);
+      if (at < 0 || !ready()) return js.sumSquares(a, count);
+      const block = w.squares_block();
+      const blocks = Math.ceil(count / block);
+      const outAt = partialsFor(blocks);
+      if (outAt < 0) return js.sumSquares(a, count);
+      const ex = valueSplitter(count);
+      if (!ex || blocks < 2) w.sum_squares_blocks(at, count, 0, blocks, outAt);
+      else {
+        ex.args[0] = at; ex.args[1] = count; ex.args[2] = outAt;
+        const end = ex.start(TASK_SUM_SQUARES, blocks, 1, 0);
+        try {
+          w.sum_squares_blocks(at, count, 0, end, outAt);
+        } finally {
+          ex.finish();
+        }
+      }
+      // The blocks in order: the same sum however the blocks were shared out.
+      const p = partials64!;
+      let sum = 0;
+      for (let b = 0; b < blocks; b++) sum += p[b];
+      return sum;
+    },
+
+    scale(a, count, factor) {
+      const at = count < SMALL_COUNT ? -1 : arenaAddress(a);
+      if (at < 0 || !ready()) return js.scale(a, count, factor);
+      w.scale_floats(at, 0, count, factor);
+    },
+
+    sgdUpdate(params, grads, velocity, count, lr, momentum, decay, nesterov) {
+      const wAt = count < SMALL_COUNT ? -1 : arenaAddress(params);
+      const gAt = wAt < 0 ? -1 : arenaAddress(grads);
+      const vAt = gAt < 0 ? -1 : arenaAddress(velocity);
+      if (vAt < 0 || !ready()) return js.sgdUpdate(params, grads, velocity, count, lr, momentum, decay, nesterov);
+      const ex = valueSplitter(count);
+      if (!ex) return w.sgd_update(wAt, gAt, vAt, 0, count, lr, momentum, decay, nesterov ? 1 : 0);
+      const args = ex.args;
+      args[0] = wAt; args[1] = gAt; args[2] = vAt; args[3] = nesterov ? 1 : 0;
+      const f = ex.fargs;
+      f[0] = lr; f[1] = momentum; f[2] = decay;
+      const end = ex.start(TASK_SGD, count, 16, 0);
+      try {
+        w.sgd_update(wAt, gAt, vAt, 0, end, lr, momentum, decay, nesterov ? 1 : 0);
+      } finally {
+        ex.finish();
+      }
     },
   };
 }

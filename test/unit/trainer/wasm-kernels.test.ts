@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { buildModel, createLoss, createOptimizer, modelSchema, optimizerSchema, Rng } from "../../../src/trainer/index.js";
 import { jsKernels, kernels, kernelsChoice, setKernels, wasmKernels, type Floats, type Kernels } from "../../../src/trainer/kernels.js";
 import { windowGeometry } from "../../../src/trainer/shapes.js";
-import { allocFloat32, allocInt32, arenaAddress, arenaStats, ARENA_ALIGN } from "../../../src/trainer/wasm/arena.js";
+import { allocFloat32, allocInt32, arenaAddress, arenaAddressInt32, arenaStats, ARENA_ALIGN } from "../../../src/trainer/wasm/arena.js";
 import { kernelExports } from "../../../src/trainer/wasm/instance.js";
 import { KERNELS_WAT_SHA256 } from "../../../src/trainer/wasm/kernels-wasm.js";
 
@@ -275,6 +275,95 @@ describe("elementwise kernels = the JS kernels, bit for bit", () => {
       }
     });
   }
+});
+
+describe("optimizer kernels = the JS kernels", () => {
+  const specials = [0, -0, 1, -1, 1e-30, -1e-38, 1e-45, 3e38, -3e38, 0.1];
+  // Odd sizes, sizes around the SIMD widths, and sizes across sum_squares_blocks's 2048-value blocks.
+  for (const count of [1, 2, 3, 5, 31, 32, 33, 1001, 2048, 2049, 6145]) {
+    it(`${count} values: sgdUpdate (plain, nesterov, weight decay) bit for bit; scale bit for bit; sumSquares to 1e-12`, () => {
+      const values = (scale: number) => random(count).map((v, i) => (i < specials.length && count > 16 ? specials[i] : v * scale));
+      const [w0, g0, v0] = [values(2), values(0.5), values(0.1)];
+      for (const [lr, momentum, decay, nesterov] of [
+        [0.01, 0.9, 0, false],
+        [0.1, 0.5, 1e-4, true],
+        [0.003, 0, 0.01, false],
+      ] as const) {
+        const results = [jsKernels, wasmKernels].map((k) => {
+          const [w, g, v] = [inArena(w0), inArena(g0), inArena(v0)];
+          for (let step = 0; step < 3; step++) k.sgdUpdate(w, g, v, count, lr, momentum, decay, nesterov);
+          return { w, v };
+        });
+        expect(results[1].w).toEqual(results[0].w);
+        expect(results[1].v).toEqual(results[0].v);
+      }
+      const [s1, s2] = [inArena(g0), inArena(g0)];
+      jsKernels.scale(s1, count, 0.37);
+      wasmKernels.scale(s2, count, 0.37);
+      expect(s2).toEqual(s1);
+      const g = inArena(values(1).map((v, i) => (i < specials.length ? v : v * (1 + (i % 5)))));
+      // (A square of 3e38 overflows float32 but not double: both kernels square in double.)
+      const expected = jsKernels.sumSquares(g, count);
+      const actual = wasmKernels.sumSquares(g, count);
+      expect(Math.abs(actual - expected)).toBeLessThanOrEqual(1e-12 * expected);
+    });
+  }
+
+  it("gives the same bits when the values are split into ranges (threads), and leaves float64 to JS", () => {
+    const w = kernelExports()!;
+    const count = 5000;
+    const [w0, g0, v0] = [random(count), random(count), random(count)];
+    const [wa, va, wb, vb] = [inArena(w0), inArena(v0), inArena(w0), inArena(v0)];
+    w.sgd_update(arenaAddress(wa), arenaAddress(g0), arenaAddress(va), 0, count, 0.01, 0.9, 0.001, 1);
+    for (const [i0, i1] of [[0, 17], [17, 1024], [1024, 4999], [4999, 5000]]) {
+      w.sgd_update(arenaAddress(wb), arenaAddress(g0), arenaAddress(vb), i0, i1, 0.01, 0.9, 0.001, 1);
+    }
+    expect(wb).toEqual(wa);
+    expect(vb).toEqual(va);
+    const out = allocFloat32(2 * 3);
+    const sums = new Float64Array(out.buffer, out.byteOffset, 3);
+    w.sum_squares_blocks(arenaAddress(g0), count, 0, 3, arenaAddress(out));
+    const whole = [...sums];
+    sums.fill(0);
+    w.sum_squares_blocks(arenaAddress(g0), count, 2, 3, arenaAddress(out));
+    w.sum_squares_blocks(arenaAddress(g0), count, 0, 2, arenaAddress(out));
+    expect([...sums]).toEqual(whole);
+    // float64 arrays: the JS kernel, exactly.
+    const [w64, g64, v64] = [Float64Array.from(w0), Float64Array.from(g0), Float64Array.from(v0)];
+    const [w64b, v64b] = [w64.slice(), v64.slice()];
+    wasmKernels.sgdUpdate(w64, g64, v64, count, 0.01, 0.9, 0, false);
+    jsKernels.sgdUpdate(w64b, g64, v64b, count, 0.01, 0.9, 0, false);
+    expect(w64).toEqual(w64b);
+    expect(v64).toEqual(v64b);
+    expect(wasmKernels.sumSquares(g64, count)).toBe(jsKernels.sumSquares(g64, count));
+  });
+});
+
+describe("max pooling by ranges of planes (threads)", () => {
+  it("gives the same values, argmax and input gradients as one call", () => {
+    const w = kernelExports()!;
+    const [planes, H, W] = [7, 9, 10];
+    const [oH, oW] = [4, 5];
+    const x = random(planes * H * W);
+    const calls = (ranges: number[][]) => {
+      const out = allocFloat32(planes * oH * oW);
+      const argmax = allocInt32(planes * oH * oW);
+      const grad = allocFloat32(planes * oH * oW).map((_, i) => (i % 5) - 2);
+      const inputGrad = allocFloat32(planes * H * W).fill(3);
+      const argmaxAt = arenaAddressInt32(argmax);
+      expect(argmaxAt).toBeGreaterThan(0);
+      for (const [p0, p1] of ranges) w.max_pool_2x2(arenaAddress(x), arenaAddress(out), argmaxAt, p0, p1, H, W, oH, oW);
+      const gradIn = inArena(grad);
+      for (const [p0, p1] of ranges) w.max_pool_backward(arenaAddress(gradIn), argmaxAt, arenaAddress(inputGrad), p0 * oH * oW, p1 * oH * oW, p0 * H * W, p1 * H * W);
+      return { out, argmax, inputGrad };
+    };
+    const whole = calls([[0, planes]]);
+    const split = calls([[3, 7], [0, 1], [1, 3]]);
+    expect(split.out).toEqual(whole.out);
+    expect(split.argmax).toEqual(whole.argmax);
+    expect(split.inputGrad).toEqual(whole.inputGrad);
+    expect(whole.inputGrad.some((v) => v === 3)).toBe(false);
+  });
 });
 
 describe("convolution = the JS kernels", () => {

@@ -19,7 +19,26 @@ let reference: Buffer;
 // a second. (Production defaults: 30 s and 15 s; see workers/main.ts.)
 const FAST_STALL = { WORKER_LOCK_MS: "2000", WORKER_STALLED_INTERVAL_MS: "1000", HEARTBEAT_MS: "500" };
 
-const config = () => w1Config(digits, { epochs: 12, seed: 11 });
+// A small CNN: its epochs are compute-heavy (about a tenth of a second here) while its checkpoints
+// are small, so the worker's writes keep up with training and a signal sent after epoch 3 lands
+// while the job is still training. (W1's dense net trains an epoch of these 800 rows in a few
+// milliseconds and writes megabytes per epoch: the writer, not the trainer, would set the pace.)
+const config = () =>
+  w1Config(digits, {
+    epochs: 12,
+    seed: 11,
+    model: {
+      input_shape: [1, 28, 28],
+      layers: [
+        { type: "conv2d", filters: 8, kernel_size: 3, activation: "relu" },
+        { type: "maxpool2d", pool_size: 2 },
+        { type: "conv2d", filters: 16, kernel_size: 3, activation: "relu" },
+        { type: "maxpool2d", pool_size: 2 },
+        { type: "flatten" },
+        { type: "dense", units: 10 },
+      ],
+    },
+  });
 
 beforeAll(async () => {
   stack = await startStack("loss", { workers: 2, env: FAST_STALL });

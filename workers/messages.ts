@@ -22,6 +22,8 @@ export interface ThreadStart {
   val: TrainSet | null;
   /** The encoded TrainerSnapshot to continue from (workers/snapshot-codec.ts), or null to start. */
   resume: Uint8Array | null;
+  /** The weights (safetensors) of the checkpoint `resume` comes from: states leave them out. */
+  resumeWeights?: Uint8Array | null;
   /** Safetensors weights to start from instead of the seeded initialisation (init_from); ignored
    *  when resuming. */
   init?: Uint8Array | null;

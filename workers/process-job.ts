@@ -164,7 +164,7 @@ export async function processTrainingJob(deps: ProcessDeps, bullJob: BullJob<Tra
     const started = Date.now();
     run = startTraining(
       deps.threads,
-      { config: jobConfig, task: train.task, train: train.set, val: val?.set ?? null, resume: checkpoint?.state ?? null, init: init?.weights ?? null },
+      { config: jobConfig, task: train.task, train: train.set, val: val?.set ?? null, resume: checkpoint?.state ?? null, resumeWeights: checkpoint?.weights ?? null, init: init?.weights ?? null },
       async (batch) => {
         await persistEpochs(deps, bullJob, jobId, jobConfig, batch);
         lastEpoch = batch[batch.length - 1].report.epoch;

@@ -66,6 +66,19 @@ function stoppedEarly(config: JobConfig, snap: TrainerSnapshot): boolean {
   return config.early_stopping !== undefined && early !== null && early.wait >= config.early_stopping.patience;
 }
 
+/**
+ * The snapshot to resume from. States written since the weights were left out of them carry no
+ * tensors: those come from the checkpoint's weights file, which holds exactly the exported tensors
+ * (parameters and batchnorm statistics, float32, bit for bit). Older states still carry their own.
+ */
+function resumeSnapshot(state: Uint8Array, weights: Uint8Array | null): TrainerSnapshot {
+  const snap = decodeSnapshot<TrainerSnapshot>(state);
+  if (snap.tensors.length > 0) return snap;
+  if (!weights) throw new Error("the checkpoint's state has no tensors and no weights came with it");
+  const tensors = Object.entries(decodeSafetensors(weights).tensors).map(([name, t]) => ({ name, shape: t.shape, data: t.data }));
+  return { ...snap, tensors };
+}
+
 function run(start: ThreadStart): void {
   const { config, task } = start;
   const stop = new Int32Array(start.stopFlag);
@@ -74,7 +87,7 @@ function run(start: ThreadStart): void {
     start.val !== null
       ? { train: start.train, val: start.val }
       : splitValidation(start.train, "split" in config.validation ? config.validation.split : 0.2, seed);
-  const resume = start.resume ? decodeSnapshot<TrainerSnapshot>(start.resume) : undefined;
+  const resume = start.resume ? resumeSnapshot(start.resume, start.resumeWeights ?? null) : undefined;
   const init = !resume && start.init ? decodeSafetensors(start.init).tensors : undefined;
 
   if (resume && stoppedEarly(config, resume)) {
@@ -99,7 +112,9 @@ function run(start: ThreadStart): void {
       onEpoch(report, model, snapshot) {
         batchesThisEpoch = 0;
         const weights = encodeSafetensors(model.exportTensors(), modelMetadata(config, { epoch: String(report.epoch) }));
-        const state = encodeSnapshot(snapshot());
+        // The state leaves the weights out: they are stored next to it, in the same checkpoint row
+        // (`weights`), and a resume takes them from there (resumeSnapshot).
+        const state = encodeSnapshot({ ...snapshot(), tensors: [] });
         // Copied, not transferred: transferring detaches the buffers, and the first ArrayBuffer
         // ever detached in a thread makes V8 check every typed-array access of its optimized
         // code from then on (its "array buffer detaching protector"), which made every epoch

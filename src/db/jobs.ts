@@ -388,14 +388,18 @@ async function writeCheckpoints(tx: Tx, jobId: string, w: EpochsWrite, last: Non
   for (const e of epochs) if (isPeriodic(r, e)) await put(e, "periodic");
 }
 
-/** The checkpoint a resumed run continues from: the `last` one, with its state. */
-export async function findResumeCheckpoint(db: Db, jobId: string): Promise<{ epoch: number; state: Uint8Array } | null> {
+/** The checkpoint a resumed run continues from: the `last` one, with its state and its weights
+ *  (the state leaves the weights out). */
+export async function findResumeCheckpoint(
+  db: Db,
+  jobId: string,
+): Promise<{ epoch: number; state: Uint8Array; weights: Uint8Array } | null> {
   const row = await db.checkpoint.findFirst({
     where: { jobId, kind: "last", state: { not: null } },
     orderBy: { epoch: "desc" },
-    select: { epoch: true, state: true },
+    select: { epoch: true, state: true, weights: true },
   });
-  return row && row.state ? { epoch: row.epoch, state: row.state } : null;
+  return row && row.state ? { epoch: row.epoch, state: row.state, weights: row.weights } : null;
 }
 
 export async function addEvent(db: Db, jobId: string, e: EventWrite): Promise<void> {

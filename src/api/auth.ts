@@ -37,7 +37,12 @@ export function registerAuth(app: FastifyInstance, ctx: AppContext): void {
   });
 
   app.addHook("onRequest", async (req: FastifyRequest) => {
-    const access = accessOf(req.url.split("?")[0]);
+    // The route's own pattern, never the raw URL: the router decodes percent-escapes, so
+    // `/%761/keys` reaches the `/v1/keys` route while its URL does not start with "/v1/". An
+    // unmatched URL (no pattern) goes on to the 404 handler, which reveals nothing.
+    const pattern = req.routeOptions.url;
+    if (pattern === undefined) return;
+    const access = accessOf(pattern);
     if (access === "open") return;
     const token = bearerToken(req.headers.authorization);
     if (token === null) {

@@ -178,6 +178,10 @@ const cases: Case[] = [
   { name: "create a key with a number for tenant", method: "POST", path: () => "/v1/keys", admin: true, body: () => ({ tenant: 7 }), status: 400, param: "tenant" },
   { name: "create a key without a body", method: "POST", path: () => "/v1/keys", admin: true, status: 400 },
   { name: "revoke a key by a malformed id", method: "DELETE", path: () => "/v1/keys/zzz", admin: true, status: 404, code: "key_not_found" },
+  // The router decodes percent-escapes: these reach the /v1 routes and must need the same keys.
+  { name: "a percent-escaped /v1 path without a key", method: "GET", path: () => "/%761/jobs", anonymous: true, status: 401, code: "unauthorized" },
+  { name: "a percent-escaped keys path with a tenant's key", method: "POST", path: () => "/%761/%6Beys", body: () => ({ tenant: "x" }), status: 403, code: "forbidden" },
+  { name: "a percent-escaped keys path without a key", method: "GET", path: () => "/v1/k%65ys", anonymous: true, status: 401, code: "unauthorized" },
   { name: "a route that does not exist", method: "GET", path: () => "/v1/nothing-here", status: 404, code: "not_found" },
   { name: "a method the route does not have", method: "PATCH", path: () => "/v1/jobs", body: () => ({}), status: 404, code: "not_found" },
 ];

@@ -679,9 +679,11 @@ $("upload-form").addEventListener("submit", async (ev) => {
     const ds = await api(`/v1/datasets?${q}`, { method: "POST", body: file, headers: { "content-type": contentTypeOf(file) } });
     okBox.textContent = `Uploaded \u201c${ds.name}\u201d: ${ds.rows} rows, ${ds.input_width} inputs, ${ds.task}${ds.classes ? ` (classes ${ds.classes.join(", ")})` : ""}. Id ${ds.id}.`;
     okBox.dataset.datasetId = ds.id;
-    show(okBox);
+    // Shown once the dataset is selected in the job form too, so the page never shows the upload
+    // done while the form still offers the previous choice.
     await (currentPage instanceof NewPage ? currentPage.loadDatasets(ds.id) : Promise.resolve());
     setDatasetInConfig(ds.id);
+    show(okBox);
   } catch (err) {
     showFormError(errBox, err);
   } finally {

@@ -1,5 +1,6 @@
 // The trainer's snapshot (TrainerSnapshot: weights, optimizer moments, schedule, RNG states,
-// early-stopping copies of the weights) as bytes for a checkpoint row, and back, exactly.
+// early-stopping copies of the weights) as bytes for a checkpoint row, and back, exactly. The
+// worker stores it without the weights (workers/thread.ts), which the row holds already.
 //
 // The bytes are a safetensors file, so any safetensors reader can open a checkpoint's state:
 //   - every typed array in the snapshot becomes a 1-D tensor named by its path in the snapshot

@@ -427,10 +427,6 @@ export async function listMetrics(db: Db, jobId: string, afterEpoch = 0): Promis
   return db.epochMetric.findMany({ where: { jobId, epoch: { gt: afterEpoch } }, orderBy: { epoch: "asc" } });
 }
 
-export async function listEvents(db: Db, jobId: string): Promise<JobEventRow[]> {
-  return db.jobEvent.findMany({ where: { jobId }, orderBy: { id: "asc" } });
-}
-
 export async function findCheckpoint(db: Db, jobId: string, which: "best" | "last" | number): Promise<Omit<CheckpointRow, "state"> | null> {
   // The resume state is for workers; a download never needs it.
   const epoch = await checkpointEpoch(db, jobId, which);

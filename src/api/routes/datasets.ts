@@ -61,7 +61,9 @@ export const datasetRoutes = (ctx: AppContext): FastifyPluginAsyncZod => async (
       });
       return reply.code(201).send(datasetView(row));
     } catch (err) {
-      if (counted.bytes === 0 && !(err instanceof AppError && err.code === "payload_too_large")) {
+      // An empty body makes the parser complain about the file; say what really happened. Anything
+      // else (the database unreachable, say) is not the client's missing file.
+      if (counted.bytes === 0 && err instanceof AppError && err.code !== "payload_too_large") {
         throw new AppError("missing_file", undefined, "file");
       }
       throw err;
@@ -144,13 +146,24 @@ async function openUpload(req: FastifyRequest, query: UploadParams, limit: numbe
       const issue = parsed.error.issues[0];
       throw new AppError("invalid_request", `${issue.path.join(".")}: ${issue.message}`, issue.path.join(".") || null);
     }
-    return { source: part.file, params: parsed.data, fileName: cleanFileName(part.filename), contentType: part.mimetype };
+    return { source: multipartErrors(part.file), params: parsed.data, fileName: cleanFileName(part.filename), contentType: part.mimetype };
   }
   const body = req.body as AsyncIterable<Uint8Array> | undefined;
   if (!body || typeof (body as { [Symbol.asyncIterator]?: unknown })[Symbol.asyncIterator] !== "function") {
     throw new AppError("missing_file", undefined, "file");
   }
   return { source: body, params: query, contentType: req.headers["content-type"] };
+}
+
+/** The file part's bytes; busboy's own errors while reading them (a body cut off before its closing
+ *  boundary, a malformed part) are the client's: a 400 naming the file. */
+async function* multipartErrors(file: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
+  try {
+    yield* file;
+  } catch (err) {
+    if (err instanceof AppError || (err as { statusCode?: number }).statusCode === 413) throw err;
+    throw new AppError("invalid_request", `The multipart body could not be read: ${(err as Error).message}`, "file");
+  }
 }
 
 /** A client's file name, fit to be a dataset's name: no control characters, at most 200 characters. */

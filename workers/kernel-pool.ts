@@ -143,11 +143,14 @@ export class KernelPool implements ParallelExecutor {
       worker.on("message", (m: unknown) => {
         if (m && typeof m === "object" && "error" in m) this.helperError = String((m as { error: unknown }).error);
       });
-      // Helpers never keep a process alive by themselves (they only wait on the control block).
-      worker.unref();
       this.workers.push(worker);
     }
-    this.ready = Promise.all(readies).then(() => undefined);
+    // Helpers never keep a process alive by themselves once running (they only wait on the control
+    // block), but until they are ready they must: a caller awaiting `ready` may have nothing else
+    // holding its event loop open.
+    this.ready = Promise.all(readies).then(() => {
+      for (const worker of this.workers) worker.unref();
+    });
     // (A rejection is the caller's to handle through `ready`; never unhandled here.)
     this.ready.catch(() => undefined);
     setParallelExecutor(this);
@@ -174,7 +177,7 @@ export class KernelPool implements ParallelExecutor {
 
   finish(): void {
     const c = this.control;
-    let pending = spinWhile(c, CTRL_PENDING, Atomics.load(c, CTRL_PENDING), MAIN_SPIN_MS);
+    let pending = Atomics.load(c, CTRL_PENDING);
     while (pending !== 0) {
       // (Pending only goes down: spinWhile returns when it changes, so look again until 0.)
       pending = spinWhile(c, CTRL_PENDING, pending, MAIN_SPIN_MS);

@@ -14,6 +14,8 @@ export function zerosLike(params: Floats): Floats {
 export abstract class ParamOptimizer implements Optimizer {
   abstract readonly type: OptimizerType;
   private gradNorm = NaN;
+  /** A step without clipping has run since gradNorm was measured. */
+  private normPending = false;
   /** Steps taken so far; `update` receives the 1-based number of the step it performs. */
   private steps = 0;
   /** The state buffers by their exported names, each as long as `params` and of its precision. */
@@ -36,12 +38,19 @@ export abstract class ParamOptimizer implements Optimizer {
    */
   protected abstract update(lr: number, step: number): void;
 
+  /** Measured on demand when there is no clipping (nothing else needs it, and it is a whole pass
+   *  over the gradients): from the gradients as they are, so read it before the next backward. */
   get lastGradNorm(): number {
+    if (this.normPending) {
+      this.normPending = false;
+      this.gradNorm = clipGradNorm(this.grads, undefined);
+    }
     return this.gradNorm;
   }
 
   step(lr: number): void {
-    this.gradNorm = clipGradNorm(this.grads, this.clipNorm);
+    if (this.clipNorm === undefined) this.normPending = true;
+    else this.gradNorm = clipGradNorm(this.grads, this.clipNorm);
     this.steps += 1;
     this.update(lr, this.steps);
   }

@@ -29,8 +29,10 @@ export interface OptimizerState {
 export interface Optimizer {
   readonly type: OptimizerType;
   /**
-   * The global L2 norm of the gradient measured by the last `step`, before any clipping (NaN before
-   * the first step). For diagnostics: a norm that keeps hitting clip_norm, or explodes, says so.
+   * The global L2 norm of the gradient of the last `step`, before any clipping (NaN before the
+   * first step). For diagnostics: a norm that keeps hitting clip_norm, or explodes, says so. Without
+   * clip_norm it is measured when read, from the gradients as they are: read it before the next
+   * backward pass.
    */
   readonly lastGradNorm: number;
   /** Applies one update using the current gradients (clipping them in place first if clip_norm is set). */

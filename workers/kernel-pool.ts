@@ -13,7 +13,7 @@
 // of up to MAIN_SPIN_MS, then Atomics.wait) for `pending` to reach 0. Helpers never allocate: their GEMM work areas and scratch areas are
 // allocated here, on the training thread, from the arena.
 import { Worker } from "node:worker_threads";
-import { MAX_ARGS, MAX_FARGS, parallelExecutor, rangeStart, setParallelExecutor, TASK_QUIT, type ParallelExecutor } from "../src/trainer/parallel.js";
+import { MAX_ARGS, MAX_FARGS, parallelExecutor, rangeStart, setParallelExecutor, TASK_QUIT, type ParallelExecutor, type ReplicaRequest } from "../src/trainer/parallel.js";
 import { allocFloat32, allocInt32, arenaAddress, arenaAddressInt32, arenaMemory } from "../src/trainer/wasm/arena.js";
 import { kernelExports, kernelsModule } from "../src/trainer/wasm/instance.js";
 
@@ -37,7 +37,13 @@ export const CTRL_ARGS = 8;
 export const CTRL_FARGS = CTRL_ARGS + MAX_ARGS;
 /** Then 4 values per helper: r0, r1, work area address, scratch area address. */
 export const CTRL_SLOTS = CTRL_FARGS + 2 * MAX_FARGS;
-export const controlLength = (helpers: number): number => CTRL_SLOTS + 4 * helpers;
+/** Then one float64 result per helper (2 int32 slots each; 8-byte aligned, as CTRL_SLOTS is even). */
+export const ctrlResults = (helpers: number): number => CTRL_SLOTS + 4 * helpers;
+export const controlLength = (helpers: number): number => ctrlResults(helpers) + 2 * helpers;
+/** Arena bytes reserved for each helper's own allocations for its life, besides its kernels' GEMM
+ *  work area (which it allocates when it trains a replica): their staging buffers, if ever needed. A
+ *  helper never allocates elsewhere, except inside a replica's region. */
+const HELPER_HEAP_EXTRA_BYTES = 1 << 18;
 /** How long a helper spins on the generation counter before it sleeps in Atomics.wait, in ms.
  *  During training, parallel calls follow each other within tens of microseconds, and a wake-up
  *  from wait costs tens of microseconds (hundreds on a busy machine), each time: a helper that
@@ -72,12 +78,20 @@ export function fargsView(control: Int32Array): Float64Array {
   return new Float64Array(control.buffer, control.byteOffset + 4 * CTRL_FARGS, MAX_FARGS);
 }
 
+/** The helpers' float64 results of a control block. */
+export function resultsView(control: Int32Array, helpers: number): Float64Array {
+  return new Float64Array(control.buffer, control.byteOffset + 4 * ctrlResults(helpers), helpers);
+}
+
 export interface HelperData {
   module: WebAssembly.Module;
   memory: WebAssembly.Memory;
   controlAt: number;
   helpers: number;
   index: number;
+  /** The helper's own stretch of the arena (arena.ts: adoptArena). */
+  heapAt: number;
+  heapBytes: number;
 }
 
 // Node 20 does not carry tsx's module hooks into worker threads: register them first (as
@@ -98,12 +112,14 @@ export class KernelPool implements ParallelExecutor {
   readonly threads: number;
   readonly args: Int32Array;
   readonly fargs: Float64Array;
+  readonly results: Float64Array;
   /** Settles when every helper has instantiated the kernels. */
   readonly ready: Promise<void>;
   private readonly control: Int32Array;
   private readonly workers: Worker[] = [];
   /** Arena blocks the helpers use: held here so they are never recycled while the pool is open. */
   private readonly works: Float32Array[] = [];
+  private readonly heaps: Float32Array[] = [];
   private areas: Float32Array[] = [];
   private areaFloats = 0;
   private closed = false;
@@ -120,6 +136,7 @@ export class KernelPool implements ParallelExecutor {
     this.control = helpers > 0 ? allocInt32(controlLength(helpers)) : new Int32Array(controlLength(0));
     this.args = this.control.subarray(CTRL_ARGS, CTRL_ARGS + MAX_ARGS);
     this.fargs = fargsView(this.control);
+    this.results = resultsView(this.control, helpers);
     const controlAt = helpers > 0 ? arenaAddressInt32(this.control) : -1;
     if (helpers === 0 || controlAt < 0) {
       this.threads = 1;
@@ -131,7 +148,11 @@ export class KernelPool implements ParallelExecutor {
       const work = allocFloat32(exports!.gemm_work_bytes() / 4);
       this.works.push(work);
       this.control[CTRL_SLOTS + 4 * i + 2] = arenaAddress(work);
-      const data: HelperData = { module: module!, memory: memory!, controlAt, helpers, index: i };
+      const heapBytes = exports!.gemm_work_bytes() + HELPER_HEAP_EXTRA_BYTES;
+      const heap = allocFloat32(heapBytes / 4);
+      this.heaps.push(heap);
+      const heapAt = arenaAddress(heap);
+      const data: HelperData = { module: module!, memory: memory!, controlAt, helpers, index: i, heapAt, heapBytes: heapAt < 0 ? 0 : heapBytes };
       const worker = new Worker(HELPER_BOOT, { workerData: data });
       readies.push(
         new Promise<void>((resolve, reject) => {
@@ -193,6 +214,12 @@ export class KernelPool implements ParallelExecutor {
       Atomics.store(c, CTRL_ERRORS, 0);
       throw new Error(`a kernel helper thread failed${this.helperError ? `: ${this.helperError}` : ""}`);
     }
+  }
+
+  postReplica(helper: number, request: ReplicaRequest): void {
+    const worker = this.workers[helper];
+    if (!worker) throw new Error(`kernel pool: no helper ${helper}`);
+    worker.postMessage({ replica: request });
   }
 
   /** Uninstalls the executor and ends the helpers. Safe to call more than once. */

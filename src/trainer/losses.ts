@@ -30,8 +30,12 @@ export interface Loss {
   /**
    * The mean loss of `rows` rows of predictions (`width` values each) against their targets. When
    * `grad` is given, also writes dLoss/dPrediction into its first rows*width values.
+   *
+   * With `meanRows` (>= rows), these rows are part of a batch of `meanRows` rows shared out between
+   * threads: the sum is divided by the whole batch's count instead, and so is every gradient value,
+   * which is then the single-thread value bit for bit; the parts' results add up to the batch's loss.
    */
-  evaluate(pred: Floats, target: ArrayLike<number>, rows: number, width: number, grad: Floats | null): number;
+  evaluate(pred: Floats, target: ArrayLike<number>, rows: number, width: number, grad: Floats | null, meanRows?: number): number;
 }
 
 const mse: Loss = {
@@ -39,15 +43,16 @@ const mse: Loss = {
   task: "regression",
   foldsOutput: null,
   targetWidth: (width) => width,
-  evaluate(pred, target, rows, width, grad) {
+  evaluate(pred, target, rows, width, grad, meanRows = rows) {
     const count = rows * width;
+    const mean = meanRows * width;
     let sum = 0;
     for (let i = 0; i < count; i++) {
       const diff = pred[i] - target[i];
       sum += diff * diff;
-      if (grad) grad[i] = (2 * diff) / count;
+      if (grad) grad[i] = (2 * diff) / mean;
     }
-    return sum / count;
+    return sum / mean;
   },
 };
 
@@ -56,16 +61,17 @@ const mae: Loss = {
   task: "regression",
   foldsOutput: null,
   targetWidth: (width) => width,
-  evaluate(pred, target, rows, width, grad) {
+  evaluate(pred, target, rows, width, grad, meanRows = rows) {
     const count = rows * width;
+    const mean = meanRows * width;
     let sum = 0;
     for (let i = 0; i < count; i++) {
       const diff = pred[i] - target[i];
       sum += Math.abs(diff);
-      // sign(diff) / count; the subgradient at exactly 0 is 0, as in PyTorch.
-      if (grad) grad[i] = diff > 0 ? 1 / count : diff < 0 ? -1 / count : 0;
+      // sign(diff) / mean; the subgradient at exactly 0 is 0, as in PyTorch.
+      if (grad) grad[i] = diff > 0 ? 1 / mean : diff < 0 ? -1 / mean : 0;
     }
-    return sum / count;
+    return sum / mean;
   },
 };
 
@@ -81,21 +87,22 @@ function huber(delta: number): Loss {
     task: "regression",
     foldsOutput: null,
     targetWidth: (width) => width,
-    evaluate(pred, target, rows, width, grad) {
+    evaluate(pred, target, rows, width, grad, meanRows = rows) {
       const count = rows * width;
+      const mean = meanRows * width;
       let sum = 0;
       for (let i = 0; i < count; i++) {
         const diff = pred[i] - target[i];
         const abs = Math.abs(diff);
         if (abs <= delta) {
           sum += 0.5 * diff * diff;
-          if (grad) grad[i] = diff / count;
+          if (grad) grad[i] = diff / mean;
         } else {
           sum += delta * (abs - 0.5 * delta);
-          if (grad) grad[i] = (diff > 0 ? delta : -delta) / count;
+          if (grad) grad[i] = (diff > 0 ? delta : -delta) / mean;
         }
       }
-      return sum / count;
+      return sum / mean;
     },
   };
 }
@@ -108,7 +115,7 @@ const crossEntropy: Loss = {
   task: "classification",
   foldsOutput: "softmax",
   targetWidth: () => 1,
-  evaluate(logits, labels, rows, width, grad) {
+  evaluate(logits, labels, rows, width, grad, meanRows = rows) {
     let sum = 0;
     for (let r = 0; r < rows; r++) {
       const row = r * width;
@@ -122,11 +129,11 @@ const crossEntropy: Loss = {
       if (grad) {
         for (let j = 0; j < width; j++) {
           const p = Math.exp(logits[row + j] - max) / expSum;
-          grad[row + j] = (p - (j === label ? 1 : 0)) / rows;
+          grad[row + j] = (p - (j === label ? 1 : 0)) / meanRows;
         }
       }
     }
-    return sum / rows;
+    return sum / meanRows;
   },
 };
 
@@ -141,8 +148,9 @@ const binaryCrossEntropy: Loss = {
   task: "regression",
   foldsOutput: "sigmoid",
   targetWidth: (width) => width,
-  evaluate(logits, target, rows, width, grad) {
+  evaluate(logits, target, rows, width, grad, meanRows = rows) {
     const count = rows * width;
+    const mean = meanRows * width;
     let sum = 0;
     for (let i = 0; i < count; i++) {
       const z = logits[i];
@@ -152,10 +160,10 @@ const binaryCrossEntropy: Loss = {
       if (grad) {
         // σ(z) from the same e: 1 / (1 + e^-z) for z >= 0, e^z / (1 + e^z) below.
         const sigmoid = z >= 0 ? 1 / (1 + e) : e / (1 + e);
-        grad[i] = (sigmoid - t) / count;
+        grad[i] = (sigmoid - t) / mean;
       }
     }
-    return sum / count;
+    return sum / mean;
   },
 };
 

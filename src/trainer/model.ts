@@ -35,6 +35,12 @@ export interface BuildOptions {
    * and more stable), while `predict` still applies it and returns probabilities. Default: none.
    */
   foldOutput?: FoldedActivation;
+  /**
+   * A replica for a thread that trains part of each batch (data-parallel.ts): the parameters are
+   * these values (another model's, in the shared arena), neither copied nor initialised; the
+   * gradients and activations are the replica's own.
+   */
+  sharedParams?: Float32Array;
 }
 
 export interface ModelShapes {
@@ -140,7 +146,11 @@ export class Model {
 
     const paramCount = this.layers.reduce((n, layer) => n + layer.paramCount, 0);
     const bufferCount = this.layers.reduce((n, layer) => n + layer.bufferCount, 0);
-    this.params = this.newArray(paramCount);
+    const shared = options.sharedParams;
+    if (shared && (shared.length !== paramCount || this.dtype !== "float32")) {
+      throw new Error(`sharedParams: ${shared.length} float32 values given for ${paramCount} ${this.dtype} parameters`);
+    }
+    this.params = shared ?? this.newArray(paramCount);
     this.grads = this.newArray(paramCount);
     this.buffers = this.newArray(bufferCount);
     const storage = { params: this.params, grads: this.grads, buffers: this.buffers };
@@ -149,7 +159,7 @@ export class Model {
     let bufferOffset = 0;
     for (const layer of this.layers) {
       layer.bind(storage, paramOffset, bufferOffset);
-      layer.init(initRng);
+      if (!shared) layer.init(initRng);
       paramOffset += layer.paramCount;
       bufferOffset += layer.bufferCount;
     }
@@ -235,7 +245,7 @@ export class Model {
       return tensor.data;
     };
     // Check everything before writing anything, so a bad file leaves the model untouched.
-    const staged = new Model(this.spec, this.inputWidth, { ...this.options, dtype: this.dtype });
+    const staged = new Model(this.spec, this.inputWidth, { ...this.options, dtype: this.dtype, sharedParams: undefined });
     for (const layer of staged.layers) layer.importTensors(lookup);
     const extra = [...byName.keys()].filter((name) => !used.has(name));
     if (extra.length > 0) throw new TrainerError("invalid_config", `The weights have unexpected tensor(s): ${extra.join(", ")}.`);

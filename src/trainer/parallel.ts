@@ -12,6 +12,10 @@
 // gradient norm's sums of squares, in fixed blocks added in order) are split the same way, so that
 // what stays on the calling thread alone is small: the loss, bias sums, small layers.
 
+import type { LossConfig } from "./schema/loss.js";
+import type { ModelSpec } from "./config.js";
+import type { FoldedActivation } from "./model.js";
+
 /** What a helper is asked to do (the kernel id of the work descriptor). */
 export const TASK_QUIT = 0;
 /** Output rows [i0, i1) of a GEMM. args: a, aRow, aCol, b, bRow, bCol, c, ldc, k, n, accumulate. */
@@ -45,6 +49,34 @@ export const TASK_MAX_POOL_BACKWARD = 11;
  *  the range that starts at 0 (the calling thread's) also takes every bias gradient. args as TASK_CONV_PARAM_GRADS. */
 export const TASK_CONV_PARAM_GRADS_COLUMNS = 12;
 
+// Data-parallel steps (data-parallel.ts): each helper keeps a replica of the model that shares its
+// parameters and has gradients and activations of its own, and trains a share of each batch.
+/** Adds the replicas' gradients into the model's, values [i0, i1), each value in replica order.
+ *  args: model grads, replica count, then each replica's grads. */
+export const TASK_ADD_GRADS = 13;
+/** Builds the helper's replica (discarding any earlier one) from the ReplicaRequest that was posted
+ *  to it; the helper writes its gradients' address to its result. The ranges are [i, i + 1). */
+export const TASK_REPLICA_BUILD = 14;
+/** The helper's replica trains rows [r0, r1) of the batch: forward (training mode), loss, backward,
+ *  and writes its part of the batch loss to its result. args: x, y, the batch's rows. */
+export const TASK_REPLICA_STEP = 15;
+
+/** What a helper needs to build a replica of a model (posted to it as a message). */
+export interface ReplicaRequest {
+  spec: ModelSpec;
+  inputWidth: number;
+  foldOutput: FoldedActivation | null;
+  loss: LossConfig;
+  /** Rows the replica's buffers hold (the batch size). */
+  capacity: number;
+  /** Where the model's parameters are in the arena, and how many. */
+  paramsAt: number;
+  paramCount: number;
+  /** The arena region (reserved by the training thread) the replica's buffers are taken from. */
+  regionAt: number;
+  regionBytes: number;
+}
+
 /** Where the 11 WindowGeometry numbers start in args. */
 export const GEOMETRY_ARG = 8;
 /** Length of args. */
@@ -68,6 +100,10 @@ export interface ParallelExecutor {
   start(task: number, total: number, align: number, areaFloats: number): number;
   /** Waits until every helper has finished its range (call it even when the own range threw). */
   finish(): void;
+  /** One float64 per helper, that its task may write (a replica's loss part, its gradients' address). */
+  readonly results: Float64Array;
+  /** Posts a replica request to helper `helper` (0-based), for a TASK_REPLICA_BUILD to follow. */
+  postReplica(helper: number, request: ReplicaRequest): void;
 }
 
 let current: ParallelExecutor | null = null;

@@ -19,6 +19,7 @@ import { Rng, RngStream, shuffleInPlace, type RngState } from "./rng.js";
 import { createSchedule, resolveMode, type ScheduleState } from "./schedules.js";
 import type { Monitor } from "./schema/schedule.js";
 import { allocFloat32 } from "./wasm/arena.js";
+import { createGradientPass } from "./data-parallel.js";
 
 /** The augmentation stream of a job seed (next to init, shuffle, split and dropout). */
 const AUGMENT_STREAM = 4;
@@ -132,6 +133,10 @@ export function train(config: JobConfig, data: TrainData, hooks: TrainHooks, res
   };
   const lossGrad = allocFloat32(batchSize * model.outputWidth);
   const order = new Uint32Array(rows);
+  // Forward, loss and backward: on this thread, or shared out by rows over the job's threads
+  // (data-parallel.ts). The replicas it may build share the model's parameters, so resuming or
+  // importing weights below reaches them too.
+  const pass = createGradientPass(model, loss, config.loss, lossGrad, batchSize);
 
   let tracking: TrackingState = {
     best: Infinity,
@@ -189,8 +194,7 @@ export function train(config: JobConfig, data: TrainData, hooks: TrainHooks, res
       gatherRows(trainSet.x, trainSet.inputWidth, order, start, n, scratch.x);
       gatherRows(trainSet.y, trainSet.targetWidth, order, start, n, scratch.y);
       augmenter?.apply(scratch.x, n);
-      const output = model.forward(scratch.x, n, true);
-      const batchLoss = loss.evaluate(output, scratch.y, n, model.outputWidth, lossGrad);
+      const batchLoss = pass.run(scratch.x, scratch.y, n);
       lr = schedule.lr(step, epoch - 1);
       if (!Number.isFinite(batchLoss)) {
         throw new TrainerError(
@@ -199,7 +203,6 @@ export function train(config: JobConfig, data: TrainData, hooks: TrainHooks, res
             `The learning rate (${lr}) is probably too high: try a smaller lr, gradient clipping (clip_norm) or a warm-up.`,
         );
       }
-      model.backward(lossGrad, n);
       optimizer.step(lr);
       step++;
       lossSum += batchLoss * n;

@@ -45,6 +45,15 @@ interface ArenaState {
   free: Block[];
   /** Bytes in live blocks. */
   live: number;
+  /** Set on a helper thread that adopted another thread's arena (adoptArena): it never frees and
+   *  takes blocks only from the regions that thread reserved for it. */
+  regions?: { permanent: Region; current: Region | null };
+}
+
+/** A reserved stretch of another thread's arena that a helper thread allocates from, bottom up. */
+interface Region {
+  next: number;
+  end: number;
 }
 
 let state: ArenaState | null | undefined;
@@ -142,6 +151,7 @@ function allocate<T extends Float32Array | Int32Array>(
   const s = arena();
   if (!s || length === 0) return null;
   const bytes = Math.ceil((length * 4) / ARENA_ALIGN) * ARENA_ALIGN;
+  if (s.regions) return allocateInRegion(s, s.regions.current ?? s.regions.permanent, bytes, length, view);
   let start = takeFree(s, bytes);
   if (start < 0) {
     if (s.top + bytes > MAX_PAGES * PAGE || !ensure(s, s.top + bytes)) return null;
@@ -155,6 +165,89 @@ function allocate<T extends Float32Array | Int32Array>(
   s.clean = Math.max(s.clean, start + bytes);
   registry.register(array, { start, bytes });
   return array;
+}
+
+/** allocate on a helper thread: the next block of `region` (zeroed: the region may hold an earlier
+ *  tenant's values), or null when it is full. */
+function allocateInRegion<T extends Float32Array | Int32Array>(
+  s: ArenaState,
+  region: Region,
+  bytes: number,
+  length: number,
+  view: (buffer: SharedArrayBuffer, start: number, length: number) => T,
+): T | null {
+  if (region.next + bytes > region.end) return null;
+  const start = region.next;
+  region.next += bytes;
+  refresh(s);
+  const array = view(s.current, start, length);
+  array.fill(0);
+  s.live += bytes;
+  return array;
+}
+
+/** Takes up the memory's new buffer object after another thread grew it. */
+function refresh(s: ArenaState): void {
+  const buffer = s.memory.buffer as unknown as SharedArrayBuffer;
+  if (buffer.byteLength !== s.current.byteLength) {
+    s.current = buffer;
+    s.buffers.push(buffer);
+  }
+}
+
+/**
+ * On a helper thread: makes `memory` (the arena of the thread that started this one) this thread's
+ * arena, before anything here allocated from one. This thread never grows or frees it: every block
+ * comes from the region [start, start + bytes), which the owning thread reserved for it and keeps,
+ * or, inside withArenaRegion, from the region given there.
+ */
+export function adoptArena(memory: WebAssembly.Memory, start: number, bytes: number): void {
+  if (state !== undefined && state !== null) throw new Error("adoptArena: this thread already has an arena");
+  const current = memory.buffer as unknown as SharedArrayBuffer;
+  state = {
+    memory,
+    current,
+    buffers: [current],
+    top: 0,
+    clean: 0,
+    free: [],
+    live: 0,
+    regions: { permanent: { next: start, end: start + bytes }, current: null },
+  };
+}
+
+/** On a helper thread (adoptArena): runs `fn` with its allocations taken from the region
+ *  [start, start + bytes) instead (a model replica's, which the owning thread reserved). */
+export function withArenaRegion<T>(start: number, bytes: number, fn: () => T): T {
+  const regions = state?.regions;
+  if (!regions) throw new Error("withArenaRegion: only on a thread that adopted an arena");
+  const before = regions.current;
+  regions.current = { next: start, end: start + bytes };
+  try {
+    return fn();
+  } finally {
+    regions.current = before;
+  }
+}
+
+/** Bytes of arena blocks `fn` allocates (and keeps or drops: nothing is reclaimed while it runs),
+ *  as a helper thread would need for the same allocations. */
+export function measureAllocations(fn: () => void): number {
+  const s = arena();
+  if (!s) return 0;
+  const before = s.live;
+  fn();
+  return s.live - before;
+}
+
+/** A Float32Array view of `length` values at byte `address` of the arena (an address another
+ *  thread passed), or null when it lies outside the memory. */
+export function arenaView(address: number, length: number): Float32Array | null {
+  const s = arena();
+  if (!s || !Number.isInteger(address) || address <= 0 || address % 4 !== 0) return null;
+  refresh(s);
+  if (address + 4 * length > s.current.byteLength) return null;
+  return new Float32Array(s.current, address, length);
 }
 
 /**

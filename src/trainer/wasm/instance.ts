@@ -50,6 +50,7 @@ export interface KernelExports {
   /** Zeroes inputGrad values [z0, z1), then adds output gradients [o0, o1) at their argmax. */
   max_pool_backward(gradOutput: number, argmax: number, inputGrad: number, o0: number, o1: number, z0: number, z1: number): void;
   sgd_update(w: number, g: number, v: number, i0: number, i1: number, lr: number, momentum: number, decay: number, nesterov: number): void;
+  add_floats(dst: number, src: number, i0: number, i1: number): void;
   /** Values per block of sum_squares_blocks. */
   squares_block(): number;
   /** Float64 sums of squares of blocks [b0, b1) of a's `count` values, at out + 8·b. */
@@ -106,6 +107,13 @@ export function instantiateKernels(module: WebAssembly.Module, memory: WebAssemb
 }
 
 let instance: KernelExports | null | undefined;
+
+/** On a helper thread: makes `exports` (an instance of `module` on the adopted arena's memory) this
+ *  thread's kernels, so that nothing is compiled or instantiated twice. */
+export function useKernels(module: WebAssembly.Module, exports: KernelExports): void {
+  compiled = module;
+  instance = exports;
+}
 
 /** This thread's kernels on the arena, instantiated on first use; null without WebAssembly. */
 export function kernelExports(): KernelExports | null {

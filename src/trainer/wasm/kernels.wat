@@ -1318,6 +1318,30 @@
         (f32.store (i32.add (local.get $w) (local.get $off))
           (f32.demote_f64 (f64.sub (local.get $ws) (f64.mul (local.get $lr) (local.get $vs))))))))
 
+  ;; dst[i] += src[i] for values [i0, i1) (adding a helper's gradients into the model's).
+  (func $add_floats (export "add_floats") (param $dst i32) (param $src i32) (param $i0 i32) (param $i1 i32)
+    (local $off i32) (local $end i32) (local $end4 i32)
+    (local.set $off (i32.shl (local.get $i0) (i32.const 2)))
+    (local.set $end (i32.shl (local.get $i1) (i32.const 2)))
+    (local.set $end4 (i32.add (local.get $off)
+      (i32.shl (i32.and (i32.sub (local.get $i1) (local.get $i0)) (i32.const -4)) (i32.const 2))))
+    (block $done
+      (loop $quads
+        (br_if $done (i32.ge_u (local.get $off) (local.get $end4)))
+        (v128.store (i32.add (local.get $dst) (local.get $off))
+          (f32x4.add (v128.load (i32.add (local.get $dst) (local.get $off)))
+                     (v128.load (i32.add (local.get $src) (local.get $off)))))
+        (local.set $off (i32.add (local.get $off) (i32.const 16)))
+        (br $quads)))
+    (block $tail_done
+      (loop $tail
+        (br_if $tail_done (i32.ge_u (local.get $off) (local.get $end)))
+        (f32.store (i32.add (local.get $dst) (local.get $off))
+          (f32.add (f32.load (i32.add (local.get $dst) (local.get $off)))
+                   (f32.load (i32.add (local.get $src) (local.get $off)))))
+        (local.set $off (i32.add (local.get $off) (i32.const 4)))
+        (br $tail))))
+
   ;; Values per block of sum_squares_blocks.
   (func $squares_block (export "squares_block") (result i32) (i32.const 2048))
 

@@ -37,6 +37,7 @@ import {
   TASK_RELU,
   TASK_RELU_BACKWARD,
   TASK_SGD,
+  TASK_ADD_GRADS,
   TASK_SUM_SQUARES,
   type ParallelExecutor,
 } from "../parallel.js";
@@ -252,6 +253,9 @@ export function runRangeTask(
     case TASK_SGD:
       w.sgd_update(a[0], a[1], a[2], r0, r1, f[0], f[1], f[2], a[3]);
       return;
+    case TASK_ADD_GRADS:
+      addReplicaGrads(w, a, r0, r1);
+      return;
     case TASK_SUM_SQUARES:
       w.sum_squares_blocks(a[0], a[1], r0, r1, a[2]);
       return;
@@ -287,6 +291,13 @@ export function runRangeTask(
     default:
       throw new Error(`runRangeTask: unknown task ${task}`);
   }
+}
+
+/** Adds replica gradients into the model's, values [i0, i1), replica after replica (TASK_ADD_GRADS's
+ *  arguments: model grads, replica count, each replica's grads). */
+export function addReplicaGrads(w: KernelExports, args: Int32Array, i0: number, i1: number): void {
+  const replicas = args[1];
+  for (let r = 0; r < replicas; r++) w.add_floats(args[0], args[2 + r], i0, i1);
 }
 
 /** Columns [j0, j1) of the product C = A·B over all m rows: B and C start j0 columns in. Each

@@ -17,6 +17,8 @@ import {
   type Loss,
   type ModelSpec,
 } from "../../../src/trainer/index.js";
+import { createGradientPass } from "../../../src/trainer/data-parallel.js";
+import { allocFloat32 } from "../../../src/trainer/wasm/arena.js";
 import { startKernelPool, type KernelPool } from "../../../workers/kernel-pool.js";
 import { inputWidth, syntheticData, targetWidth, type Workload } from "../workloads.js";
 
@@ -79,7 +81,7 @@ function foldedOutput(spec: ModelSpec, loss: Loss): "softmax" | "sigmoid" | unde
 export async function createOursRunner(w: Workload, options: OursOptions): Promise<OursRunner> {
   const kernelInfo = selectKernels(options.kernels);
   const { pool, info: threadInfo } = await selectThreads(options.threads);
-  const info = { ...kernelInfo, ...threadInfo };
+  const info: Record<string, string> = { ...kernelInfo, ...threadInfo };
   const close = async () => void (await pool?.close());
   const spec = modelSchema.parse({ input_shape: w.inputShape, layers: w.layers });
   const loss = createLoss(w.loss);
@@ -91,7 +93,7 @@ export async function createOursRunner(w: Workload, options: OursOptions): Promi
   const batches = Math.floor(data.rows / batch);
   const tw = targetWidth(w);
   model.reserve(batch);
-  const lossGrad = new Float32Array(batch * model.outputWidth);
+  const lossGrad = allocFloat32(batch * model.outputWidth);
   let next = 0;
 
   if (w.mode === "infer") {
@@ -108,18 +110,21 @@ export async function createOursRunner(w: Workload, options: OursOptions): Promi
     };
   }
   const lr = w.optimizer.lr;
+  // The batch buffers, in the kernels' arena, as train.ts has them (it gathers shuffled rows there).
+  const bx = allocFloat32(batch * width);
+  const by = allocFloat32(batch * tw);
+  const pass = createGradientPass(model, loss, w.loss, lossGrad, batch);
+  info.batchThreads = String(pass.threads);
   return {
     samplesPerStep: batch,
     info,
     close,
     step() {
       const b = next++ % batches;
-      const x = data.x.subarray(b * batch * width, (b + 1) * batch * width);
-      const y = data.y.subarray(b * batch * tw, (b + 1) * batch * tw);
-      const output = model.forward(x, batch, true);
-      const batchLoss = loss.evaluate(output, y, batch, model.outputWidth, lossGrad);
+      bx.set(data.x.subarray(b * batch * width, (b + 1) * batch * width));
+      by.set(data.y.subarray(b * batch * tw, (b + 1) * batch * tw));
+      const batchLoss = pass.run(bx, by, batch);
       if (!Number.isFinite(batchLoss)) throw new Error(`${w.id}: the loss became ${batchLoss}`);
-      model.backward(lossGrad, batch);
       optimizer.step(lr);
       return batchLoss;
     },

@@ -193,3 +193,31 @@ describe("lossFits", () => {
     expect(lossFits({ type: "mae" }, regression2, 1)?.param).toBe("units");
   });
 });
+
+describe("a batch shared out by rows (meanRows)", () => {
+  // 5 rows of width 2 (cross_entropy: 3 logits), split 2 + 3: each part divides by the whole batch,
+  // so its gradient values are the whole batch's bit for bit and the parts' losses add up.
+  const cases: [string, Parameters<typeof createLoss>[0], number, number[]][] = [
+    ["mse", "mse", 2, [0.5, 1, 0, 2, 1, 1, 3, 0, 0.25, 1]],
+    ["mae", "mae", 2, [0, 1, 1, 0, 2, 2, 0, 1, 1, 1]],
+    ["huber", { type: "huber", delta: 0.5 }, 2, [0, 1, 1, 0, 2, 2, 0, 1, 1, 1]],
+    ["binary_cross_entropy", "binary_cross_entropy", 2, [0, 1, 1, 0, 1, 1, 0, 1, 1, 0]],
+    ["cross_entropy", "cross_entropy", 3, [0, 2, 1, 1, 0]],
+  ];
+  for (const [name, config, width, target] of cases) {
+    it(name, () => {
+      const loss = createLoss(config);
+      const rows = 5;
+      const tw = loss.targetWidth(width);
+      const pred = new Float64Array(rows * width).map((_, i) => Math.sin(1.7 * i + 0.3) * 2);
+      const whole = new Float64Array(rows * width);
+      const total = loss.evaluate(pred, target, rows, width, whole);
+      const parts = new Float64Array(rows * width);
+      const first = loss.evaluate(pred, target, 2, width, parts, rows);
+      const second = loss.evaluate(pred.subarray(2 * width), target.slice(2 * tw), 3, width, parts.subarray(2 * width), rows);
+      expect(Array.from(parts)).toEqual(Array.from(whole));
+      expect(first + second).toBeCloseTo(total, 14);
+      expect(first).not.toBeCloseTo(total, 3);
+    });
+  }
+});

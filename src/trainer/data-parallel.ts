@@ -1,0 +1,231 @@
+// One training step's gradient pass (forward in training mode, loss, backward), on one thread or
+// shared out over the job's threads by rows of the batch.
+//
+// With helper threads (parallel.ts: a ParallelExecutor is installed) and a model whose rows are
+// independent of each other, each helper keeps a replica of the model: the same layers over the
+// SAME parameters (in the shared arena), with gradients and activations of its own. A step then
+// wakes the helpers once: each trains its share of the rows on its replica while this thread trains
+// the first share on the model itself, with no hand-off in between; then the replicas' gradients
+// are added into the model's (split over the threads too) and the optimizer steps as usual. Two
+// hand-offs a step instead of one per large kernel, and no activation ever crosses between cores.
+//
+// The result is the single-thread one to float32 rounding, not bit for bit: each row's loss
+// gradient is the same value (Loss.evaluate's meanRows), but a weight's gradient is a sum over the
+// rows, and it is now added up in parts. Models with dropout (masks drawn in row order from the
+// model's stream) or batchnorm (statistics of the whole batch) keep the single-thread pass, where
+// the kernels split the large products instead, bit for bit.
+import type { Floats } from "./kernels.js";
+import { createLoss, type Loss } from "./losses.js";
+import { buildModel, type Model } from "./model.js";
+import {
+  parallelExecutor,
+  setParallelExecutor,
+  TASK_ADD_GRADS,
+  TASK_REPLICA_BUILD,
+  TASK_REPLICA_STEP,
+  MAX_ARGS,
+  type ParallelExecutor,
+  type ReplicaRequest,
+} from "./parallel.js";
+import type { LossConfig } from "./schema/loss.js";
+import type { ModelSpec } from "./config.js";
+import { allocFloat32, arenaAddress, arenaView, measureAllocations } from "./wasm/arena.js";
+import { kernelExports, type KernelExports } from "./wasm/instance.js";
+import { addReplicaGrads } from "./wasm/wasm-kernels.js";
+
+/** Whether each row's gradients depend on that row alone, so a batch can be shared out by rows:
+ *  no dropout, no batchnorm. */
+export function splitsBatches(spec: ModelSpec): boolean {
+  return spec.layers.every((layer) => layer.type !== "dropout" && layer.type !== "batchnorm");
+}
+
+export interface GradientPass {
+  /**
+   * Forward (training mode), loss and backward of the first `rows` rows of x and y: fills
+   * model.grads (dLoss/dParams of the batch's mean loss) and returns that loss.
+   */
+  run(x: Floats, y: Floats, rows: number): number;
+  /** Threads sharing each batch's rows: 1 when the model trains on this thread alone. */
+  readonly threads: number;
+}
+
+/** The pass on this thread alone (the kernels may still split large products over helpers). */
+function localPass(model: Model, loss: Loss, lossGrad: Floats): GradientPass {
+  return {
+    threads: 1,
+    run(x, y, rows) {
+      const output = model.forward(x, rows, true);
+      const batchLoss = loss.evaluate(output, y, rows, model.outputWidth, lossGrad);
+      model.backward(lossGrad, rows);
+      return batchLoss;
+    },
+  };
+}
+
+/** A replica: what a helper trains its rows on. */
+export interface Replica {
+  model: Model;
+  loss: Loss;
+  lossGrad: Float32Array;
+}
+
+/** The replica `request` describes, on the parameters `params`. The training thread builds one
+ *  too, only to measure the arena bytes a helper will need (arena.ts: measureAllocations). */
+export function createReplica(request: ReplicaRequest, params: Float32Array): Replica {
+  const model = buildModel(request.spec, request.inputWidth, {
+    seed: 0,
+    foldOutput: request.foldOutput ?? undefined,
+    sharedParams: params,
+  });
+  model.reserve(request.capacity);
+  const lossGrad = allocFloat32(request.capacity * model.outputWidth);
+  return { model, loss: createLoss(request.loss), lossGrad };
+}
+
+/** A helper's side: its replica, and the views of the batch it reads (kept while the batch buffers
+ *  and its share of rows stay the same, so that a step allocates nothing). */
+export class ReplicaRunner {
+  private readonly targetWidth: number;
+  private x: Float32Array | null = null;
+  private y: Float32Array | null = null;
+
+  constructor(readonly replica: Replica) {
+    this.targetWidth = replica.loss.targetWidth(replica.model.outputWidth);
+  }
+
+  /** Builds the replica a request describes, inside its region of the arena (a helper thread,
+   *  which adopted the training thread's arena). */
+  static build(request: ReplicaRequest, inRegion: <T>(fn: () => T) => T): ReplicaRunner {
+    const params = arenaView(request.paramsAt, request.paramCount);
+    if (!params) throw new Error("replica: the parameters are outside the arena");
+    const replica = inRegion(() => createReplica(request, params));
+    if (arenaAddress(replica.model.grads) < 0 || arenaAddress(replica.lossGrad) < 0) {
+      throw new Error("replica: its region of the arena is too small");
+    }
+    return new ReplicaRunner(replica);
+  }
+
+  /** Rows [r0, r1) of the batch at xAt, yAt (of `rows` rows): forward, loss, backward. Returns
+   *  this share's part of the batch's mean loss. */
+  step(xAt: number, yAt: number, r0: number, r1: number, rows: number): number {
+    const { model, loss, lossGrad } = this.replica;
+    const n = r1 - r0;
+    const x = (this.x = this.view(this.x, xAt + 4 * r0 * model.inputWidth, n * model.inputWidth));
+    const y = (this.y = this.view(this.y, yAt + 4 * r0 * this.targetWidth, n * this.targetWidth));
+    const output = model.forward(x, n, true);
+    const part = loss.evaluate(output, y, n, model.outputWidth, lossGrad, rows);
+    model.backward(lossGrad, n);
+    return part;
+  }
+
+  private view(kept: Float32Array | null, at: number, length: number): Float32Array {
+    if (kept && kept.byteOffset === at && kept.length === length) return kept;
+    const view = arenaView(at, length);
+    if (!view) throw new Error("replica: the batch is outside the arena");
+    return view;
+  }
+}
+
+/** Arena bytes a replica's region gets beyond what building one measured (views are 64-byte
+ *  aligned the same way on both threads; this is only a margin). */
+const REGION_MARGIN = 4096;
+
+/**
+ * The gradient pass for `model` trained with `loss` on batches of up to `capacity` rows, writing
+ * loss gradients into `lossGrad`: shared out over the installed executor's threads when the model
+ * allows (splitsBatches) and everything lives in the arena, else on this thread.
+ */
+export function createGradientPass(model: Model, loss: Loss, lossConfig: LossConfig, lossGrad: Floats, capacity: number): GradientPass {
+  const local = localPass(model, loss, lossGrad);
+  const ex = parallelExecutor();
+  const w = kernelExports();
+  const params = model.params;
+  const paramsAt = params instanceof Float32Array ? arenaAddress(params) : -1;
+  const gradsAt = model.grads instanceof Float32Array ? arenaAddress(model.grads) : -1;
+  if (!ex || !w || paramsAt < 0 || gradsAt < 0 || !splitsBatches(model.spec) || ex.threads - 1 > MAX_ARGS - 2) return local;
+
+  const request: ReplicaRequest = {
+    spec: model.spec,
+    inputWidth: model.inputWidth,
+    foldOutput: model.outputActivation,
+    loss: lossConfig,
+    capacity,
+    paramsAt,
+    paramCount: params.length,
+    regionAt: 0,
+    regionBytes: 0,
+  };
+  const bytes = measureAllocations(() => void createReplica(request, params as Float32Array)) + REGION_MARGIN;
+  const helpers = ex.threads - 1;
+  // Held by the pass: a region must outlive its replica's use.
+  const regions: Float32Array[] = [];
+  for (let i = 0; i < helpers; i++) {
+    const region = allocFloat32(bytes / 4);
+    const regionAt = arenaAddress(region);
+    if (regionAt < 0) return local;
+    regions.push(region);
+    ex.postReplica(i, { ...request, regionAt, regionBytes: bytes });
+  }
+  ex.start(TASK_REPLICA_BUILD, ex.threads, 1, 0);
+  ex.finish();
+  const replicaGrads = Array.from(ex.results.subarray(0, helpers));
+  return new DataParallelPass(model, loss, lossGrad, ex, w, gradsAt, replicaGrads, regions, local);
+}
+
+class DataParallelPass implements GradientPass {
+  readonly threads: number;
+
+  constructor(
+    private readonly model: Model,
+    private readonly loss: Loss,
+    private readonly lossGrad: Floats,
+    private readonly ex: ParallelExecutor,
+    private readonly w: KernelExports,
+    private readonly gradsAt: number,
+    private readonly replicaGrads: number[],
+    readonly regions: Float32Array[],
+    private readonly local: GradientPass,
+  ) {
+    this.threads = ex.threads;
+  }
+
+  run(x: Floats, y: Floats, rows: number): number {
+    const ex = this.ex;
+    const xAt = x instanceof Float32Array ? arenaAddress(x) : -1;
+    const yAt = y instanceof Float32Array ? arenaAddress(y) : -1;
+    // (A batch of fewer rows than threads, or one outside the arena, or another executor: alone.)
+    if (rows < ex.threads || xAt < 0 || yAt < 0 || parallelExecutor() !== ex) return this.local.run(x, y, rows);
+    const { model, loss, lossGrad } = this;
+    const args = ex.args;
+    args[0] = xAt;
+    args[1] = yAt;
+    args[2] = rows;
+    const end = ex.start(TASK_REPLICA_STEP, rows, 1, 0);
+    let batchLoss = NaN;
+    // This thread's share runs with no executor: its kernels must not hand work to the helpers,
+    // which are busy with theirs.
+    setParallelExecutor(null);
+    try {
+      const output = model.forward(x, end, true);
+      batchLoss = loss.evaluate(output, y, end, model.outputWidth, lossGrad, rows);
+      model.backward(lossGrad, end);
+    } finally {
+      setParallelExecutor(ex);
+      ex.finish();
+    }
+    const results = ex.results;
+    for (let i = 0; i < this.replicaGrads.length; i++) batchLoss += results[i];
+
+    const count = model.grads.length;
+    args[0] = this.gradsAt;
+    args[1] = this.replicaGrads.length;
+    for (let i = 0; i < this.replicaGrads.length; i++) args[2 + i] = this.replicaGrads[i];
+    const own = ex.start(TASK_ADD_GRADS, count, 16, 0);
+    try {
+      addReplicaGrads(this.w, args, 0, own);
+    } finally {
+      ex.finish();
+    }
+    return batchLoss;
+  }
+}

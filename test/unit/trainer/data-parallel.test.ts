@@ -1,0 +1,189 @@
+// Data-parallel steps (src/trainer/data-parallel.ts): with helper threads, each batch's rows are
+// shared out between the model and replicas on the helpers. The gradients, losses and weights must
+// match the single-thread run to float32 rounding (a weight's gradient is a sum over the rows, added
+// up in parts), and models whose rows are not independent must keep the single-thread pass.
+import { afterAll, describe, expect, it } from "vitest";
+import { buildModel, createLoss, createOptimizer, modelSchema, optimizerSchema, type LossConfig } from "../../../src/trainer/index.js";
+import { createGradientPass, splitsBatches } from "../../../src/trainer/data-parallel.js";
+import { parallelExecutor } from "../../../src/trainer/parallel.js";
+import { allocFloat32 } from "../../../src/trainer/wasm/arena.js";
+import { Rng } from "../../../src/trainer/rng.js";
+import { startKernelPool, type KernelPool } from "../../../workers/kernel-pool.js";
+import { inputWidth, syntheticData, targetWidth, WORKLOADS } from "../../bench/workloads.js";
+
+interface Case {
+  layers: unknown[];
+  inputShape: number[];
+  loss: LossConfig;
+  batch: number;
+  /** Regression targets (width = the last layer's units), else class labels. */
+  classes: number | null;
+}
+
+const STEPS = 4;
+
+/** A seeded data set of `STEPS` batches for a case. */
+function dataFor(c: Case, outputWidth: number): { x: Float32Array; y: Float32Array } {
+  const rng = new Rng(11, 0);
+  const width = c.inputShape.reduce((a, b) => a * b, 1);
+  const x = Float32Array.from({ length: STEPS * c.batch * width }, () => rng.uniform(-1, 1));
+  const y =
+    c.classes === null
+      ? Float32Array.from({ length: STEPS * c.batch * outputWidth }, () => rng.uniform(-1, 1))
+      : Float32Array.from({ length: STEPS * c.batch }, () => Math.floor(rng.uniform(0, c.classes!)));
+  return { x, y };
+}
+
+interface Run {
+  threads: number;
+  losses: number[];
+  /** The gradients of the first batch. */
+  grads: Float32Array;
+  params: Float32Array;
+}
+
+/** STEPS steps as train.ts takes them (gradient pass, then the optimizer), batches in the arena. */
+function trainWithPass(c: Case, rowsOf: (step: number) => number = () => c.batch): Run {
+  const spec = modelSchema.parse({ input_shape: c.inputShape, layers: c.layers });
+  const loss = createLoss(c.loss);
+  const width = c.inputShape.reduce((a, b) => a * b, 1);
+  const model = buildModel(spec, width, { seed: 5, foldOutput: loss.foldsOutput ?? undefined });
+  const optimizer = createOptimizer(optimizerSchema.parse({ type: "sgd", lr: 0.05, momentum: 0.9 }), model);
+  const tw = loss.targetWidth(model.outputWidth);
+  const data = dataFor(c, model.outputWidth);
+  model.reserve(c.batch);
+  const lossGrad = allocFloat32(c.batch * model.outputWidth);
+  const bx = allocFloat32(c.batch * width);
+  const by = allocFloat32(c.batch * tw);
+  const pass = createGradientPass(model, loss, c.loss, lossGrad, c.batch);
+  const losses: number[] = [];
+  let grads = new Float32Array(0);
+  for (let s = 0; s < STEPS; s++) {
+    const rows = rowsOf(s);
+    bx.set(data.x.subarray(s * c.batch * width, s * c.batch * width + rows * width));
+    by.set(data.y.subarray(s * c.batch * tw, s * c.batch * tw + rows * tw));
+    losses.push(pass.run(bx, by, rows));
+    if (s === 0) grads = Float32Array.from(model.grads as Float32Array);
+    optimizer.step(0.05);
+  }
+  return { threads: pass.threads, losses, grads, params: Float32Array.from(model.params as Float32Array) };
+}
+
+const maxAbs = (a: Float32Array) => a.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+/** The largest difference, relative to the largest value. */
+const relDiff = (a: Float32Array, b: Float32Array) => {
+  expect(a.length).toBe(b.length);
+  return a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0) / maxAbs(b);
+};
+const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
+
+/** Matches the single-thread run to float32 rounding, but is not the same run bit for bit. */
+function expectClose(threaded: Run, single: Run): void {
+  expect(relDiff(threaded.grads, single.grads)).toBeLessThan(2e-6);
+  for (let s = 0; s < STEPS; s++) expect(Math.abs(threaded.losses[s] - single.losses[s]) / single.losses[s]).toBeLessThan(1e-6);
+  expect(relDiff(threaded.params, single.params)).toBeLessThan(1e-5);
+}
+
+const w1 = WORKLOADS.W1;
+const w2 = WORKLOADS.W2;
+const MLP: Case = { layers: w1.layers, inputShape: w1.inputShape, loss: "cross_entropy", batch: 64, classes: 10 };
+const CNN: Case = { layers: w2.layers, inputShape: w2.inputShape, loss: "cross_entropy", batch: 64, classes: 10 };
+/** Other layers and a regression loss: same-padded strided conv, average pooling, tanh, mse. */
+const REGRESSION: Case = {
+  layers: [
+    { type: "conv2d", filters: 6, kernel_size: 3, stride: 2, padding: "same", activation: "tanh" },
+    { type: "avgpool2d", pool_size: 2 },
+    { type: "flatten" },
+    { type: "dense", units: 24, activation: "gelu" },
+    { type: "dense", units: 3, activation: "linear" },
+  ],
+  inputShape: [2, 12, 12],
+  loss: { type: "huber", delta: 0.5 },
+  batch: 61,
+  classes: null,
+};
+
+describe("data-parallel gradient passes", () => {
+  let pool: KernelPool | null = null;
+  afterAll(async () => {
+    await pool?.close();
+  });
+
+  it("shares out only models whose rows are independent", () => {
+    const spec = (layers: unknown[]) => modelSchema.parse({ input_shape: [4], layers });
+    expect(splitsBatches(spec([{ type: "dense", units: 3, activation: "relu" }]))).toBe(true);
+    expect(splitsBatches(spec([{ type: "dense", units: 3, activation: "relu" }, { type: "dropout", rate: 0.5 }, { type: "dense", units: 2, activation: "linear" }]))).toBe(false);
+    expect(splitsBatches(spec([{ type: "dense", units: 3, activation: "linear" }, { type: "batchnorm" }]))).toBe(false);
+  });
+
+  it("without helper threads is the single-thread pass", () => {
+    expect(parallelExecutor()).toBeNull();
+    expect(trainWithPass(MLP).threads).toBe(1);
+  });
+
+  it("matches the single-thread run to float32 rounding with 2 and 3 threads (MLP, CNN, regression)", async () => {
+    const single = { MLP: trainWithPass(MLP), CNN: trainWithPass(CNN), REGRESSION: trainWithPass(REGRESSION) };
+    for (const threads of [2, 3]) {
+      pool = await startKernelPool(threads);
+      for (const [name, c] of [["MLP", MLP], ["CNN", CNN], ["REGRESSION", REGRESSION]] as const) {
+        const threaded = trainWithPass(c);
+        expect(threaded.threads, name).toBe(threads);
+        expectClose(threaded, single[name]);
+        // Shared out, not merely repeated: the sums came out in another order somewhere.
+        expect(bits(threaded.params), name).not.toEqual(bits(single[name].params));
+      }
+      await pool.close();
+      pool = null;
+    }
+  }, 60_000);
+
+  it("trains batches of any size: uneven shares, and fewer rows than threads alone", async () => {
+    const rowsOf = (s: number) => [64, 61, 2, 1][s];
+    const single = trainWithPass(MLP, rowsOf);
+    pool = await startKernelPool(3);
+    const threaded = trainWithPass(MLP, rowsOf);
+    expect(threaded.threads).toBe(3);
+    expectClose(threaded, single);
+    await pool.close();
+    pool = null;
+  }, 60_000);
+
+  it("keeps the single-thread pass, bit for bit, for dropout and batchnorm models", async () => {
+    const dropout: Case = { ...MLP, layers: [{ type: "dense", units: 32, activation: "relu" }, { type: "dropout", rate: 0.3 }, { type: "dense", units: 10, activation: "softmax" }] };
+    const batchnorm: Case = { ...MLP, layers: [{ type: "dense", units: 32, activation: "linear" }, { type: "batchnorm" }, { type: "dense", units: 10, activation: "softmax" }] };
+    const single = [trainWithPass(dropout), trainWithPass(batchnorm)];
+    pool = await startKernelPool(2);
+    const threaded = [trainWithPass(dropout), trainWithPass(batchnorm)];
+    for (let i = 0; i < 2; i++) {
+      expect(threaded[i].threads).toBe(1);
+      expect(bits(threaded[i].params)).toEqual(bits(single[i].params));
+      expect(threaded[i].losses).toEqual(single[i].losses);
+    }
+    await pool.close();
+    pool = null;
+  }, 60_000);
+
+  it("works with the bench's W1 data through a fresh pool after another model's replicas", async () => {
+    pool = await startKernelPool(2);
+    trainWithPass(CNN); // a replica the helper discards for the next
+    const spec = modelSchema.parse({ input_shape: w1.inputShape, layers: w1.layers });
+    const loss = createLoss(w1.loss);
+    const model = buildModel(spec, inputWidth(w1), { seed: 3, foldOutput: "softmax" });
+    model.reserve(w1.batch);
+    const pass = createGradientPass(model, loss, w1.loss, allocFloat32(w1.batch * 10), w1.batch);
+    expect(pass.threads).toBe(2);
+    const data = syntheticData(w1, 3);
+    const x = allocFloat32(w1.batch * inputWidth(w1));
+    const y = allocFloat32(w1.batch * targetWidth(w1));
+    x.set(data.x.subarray(0, x.length));
+    y.set(data.y.subarray(0, y.length));
+    const threadedLoss = pass.run(x, y, w1.batch);
+    const threadedGrads = Float32Array.from(model.grads as Float32Array);
+    await pool.close();
+    pool = null;
+    const alone = createGradientPass(model, loss, w1.loss, allocFloat32(w1.batch * 10), w1.batch);
+    expect(alone.threads).toBe(1);
+    expect(Math.abs(alone.run(x, y, w1.batch) - threadedLoss)).toBeLessThan(1e-6 * threadedLoss);
+    expect(relDiff(threadedGrads, model.grads as Float32Array)).toBeLessThan(2e-6);
+  }, 60_000);
+});

@@ -2,7 +2,10 @@
 // WebAssembly kernels module on the SAME shared arena memory, and compute ranges of the large products
 // and convolution passes the training thread hands them (src/trainer/parallel.ts). Results are
 // bit-identical to a single-thread run: every range runs the same code on the same memory, and each
-// output value's operations do not depend on the split.
+// output value's operations do not depend on the split. A helper can also keep a replica of the model
+// being trained and train a share of each batch on it (src/trainer/data-parallel.ts): the request
+// comes by message, the replica's buffers from an arena region the training thread reserved, and each
+// helper writes its result (a loss part, an address) to its float64 slot of the control block.
 //
 // Coordination is a small Int32Array control block in the arena, with Atomics: the training thread
 // writes the work descriptor (task id, integer and float64 arguments, one range per helper), sets

@@ -1,6 +1,9 @@
-// Multi-threaded kernels: the hook through which the WebAssembly kernels (wasm/wasm-kernels.ts) hand
-// ranges of a large product or convolution pass to helper threads. Pure: the threads themselves are
-// started outside the trainer (workers/kernel-pool.ts), which installs an executor here.
+// Helper threads: the hook through which the trainer hands work to them. Pure: the threads
+// themselves are started outside the trainer (workers/kernel-pool.ts), which installs an executor
+// here. Two uses: data-parallel steps (data-parallel.ts: each helper trains a share of each batch on
+// a replica of the model; see TASK_REPLICA_*), for models whose rows are independent, and, for the
+// others and for inference, multi-threaded kernels: the WebAssembly kernels (wasm/wasm-kernels.ts)
+// hand ranges of a large product or convolution pass to the helpers, as described here.
 //
 // A parallel call fills `args` (the task's integer arguments: arena addresses, strides, sizes), then
 // start() splits [0, total) into one contiguous range per thread, wakes the helpers on ranges 1..N-1

@@ -39,6 +39,25 @@ export function splitsBatches(spec: ModelSpec): boolean {
   return spec.layers.every((layer) => layer.type !== "dropout" && layer.type !== "batchnorm");
 }
 
+/** Multiply-adds of one row's forward pass: each weight once per position it is applied at (a
+ *  dense weight once, a convolution's once per output position). The backward pass costs about
+ *  twice as much. */
+export function forwardMacsPerRow(model: Model): number {
+  let macs = 0;
+  for (const layer of model.layers) {
+    if (layer.paramCount > 0) macs += layer.paramCount * (layer.outWidth / layer.outShape[0]);
+  }
+  return macs;
+}
+
+/**
+ * Batches with fewer forward multiply-adds than this train on one thread: sharing one out costs
+ * three hand-offs between threads (tens of microseconds), more than a small model's step gains
+ * (W3, 8-32-32-1 at batch 32, has 42k; W1 at batch 64, 15M). By the batch's size, not by a timing,
+ * so that a job's threads make the same choice on every machine and its results stay reproducible.
+ */
+export const MIN_SHARED_MACS = 1 << 20;
+
 export interface GradientPass {
   /**
    * Forward (training mode), loss and backward of the first `rows` rows of x and y: fills
@@ -143,6 +162,7 @@ export function createGradientPass(model: Model, loss: Loss, lossConfig: LossCon
   const paramsAt = params instanceof Float32Array ? arenaAddress(params) : -1;
   const gradsAt = model.grads instanceof Float32Array ? arenaAddress(model.grads) : -1;
   if (!ex || !w || paramsAt < 0 || gradsAt < 0 || !splitsBatches(model.spec) || ex.threads - 1 > MAX_ARGS - 2) return local;
+  if (capacity * forwardMacsPerRow(model) < MIN_SHARED_MACS) return local;
 
   const request: ReplicaRequest = {
     spec: model.spec,
@@ -174,6 +194,7 @@ export function createGradientPass(model: Model, loss: Loss, lossConfig: LossCon
 
 class DataParallelPass implements GradientPass {
   readonly threads: number;
+  private readonly macsPerRow: number;
 
   constructor(
     private readonly model: Model,
@@ -187,14 +208,16 @@ class DataParallelPass implements GradientPass {
     private readonly local: GradientPass,
   ) {
     this.threads = ex.threads;
+    this.macsPerRow = forwardMacsPerRow(model);
   }
 
   run(x: Floats, y: Floats, rows: number): number {
     const ex = this.ex;
     const xAt = x instanceof Float32Array ? arenaAddress(x) : -1;
     const yAt = y instanceof Float32Array ? arenaAddress(y) : -1;
-    // (A batch of fewer rows than threads, or one outside the arena, or another executor: alone.)
-    if (rows < ex.threads || xAt < 0 || yAt < 0 || parallelExecutor() !== ex) return this.local.run(x, y, rows);
+    // (A small batch, or one outside the arena, or another executor installed: on this thread.)
+    const small = rows < ex.threads || rows * this.macsPerRow < MIN_SHARED_MACS;
+    if (small || xAt < 0 || yAt < 0 || parallelExecutor() !== ex) return this.local.run(x, y, rows);
     const { model, loss, lossGrad } = this;
     const args = ex.args;
     args[0] = xAt;

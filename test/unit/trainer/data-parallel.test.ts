@@ -4,7 +4,7 @@
 // up in parts), and models whose rows are not independent must keep the single-thread pass.
 import { afterAll, describe, expect, it } from "vitest";
 import { buildModel, createLoss, createOptimizer, modelSchema, optimizerSchema, type LossConfig } from "../../../src/trainer/index.js";
-import { createGradientPass, splitsBatches } from "../../../src/trainer/data-parallel.js";
+import { createGradientPass, forwardMacsPerRow, MIN_SHARED_MACS, splitsBatches } from "../../../src/trainer/data-parallel.js";
 import { parallelExecutor } from "../../../src/trainer/parallel.js";
 import { allocFloat32 } from "../../../src/trainer/wasm/arena.js";
 import { Rng } from "../../../src/trainer/rng.js";
@@ -91,13 +91,13 @@ const CNN: Case = { layers: w2.layers, inputShape: w2.inputShape, loss: "cross_e
 /** Other layers and a regression loss: same-padded strided conv, average pooling, tanh, mse. */
 const REGRESSION: Case = {
   layers: [
-    { type: "conv2d", filters: 6, kernel_size: 3, stride: 2, padding: "same", activation: "tanh" },
+    { type: "conv2d", filters: 16, kernel_size: 3, stride: 2, padding: "same", activation: "tanh" },
     { type: "avgpool2d", pool_size: 2 },
     { type: "flatten" },
     { type: "dense", units: 24, activation: "gelu" },
     { type: "dense", units: 3, activation: "linear" },
   ],
-  inputShape: [2, 12, 12],
+  inputShape: [2, 16, 16],
   loss: { type: "huber", delta: 0.5 },
   batch: 61,
   classes: null,
@@ -115,6 +115,22 @@ describe("data-parallel gradient passes", () => {
     expect(splitsBatches(spec([{ type: "dense", units: 3, activation: "relu" }, { type: "dropout", rate: 0.5 }, { type: "dense", units: 2, activation: "linear" }]))).toBe(false);
     expect(splitsBatches(spec([{ type: "dense", units: 3, activation: "linear" }, { type: "batchnorm" }]))).toBe(false);
   });
+
+  it("counts a row's forward multiply-adds, and keeps small batches on one thread", async () => {
+    const spec = modelSchema.parse({ input_shape: [2, 16, 16], layers: REGRESSION.layers });
+    const model = buildModel(spec, 512, { seed: 1 });
+    // conv: 16 filters of 2×3×3 (+ bias) at 8×8 positions; dense 256→24 and 24→3 (+ biases).
+    expect(forwardMacsPerRow(model)).toBe((16 * 18 + 16) * 64 + (256 * 24 + 24) + (24 * 3 + 3));
+    expect(REGRESSION.batch * forwardMacsPerRow(model)).toBeGreaterThanOrEqual(MIN_SHARED_MACS);
+    const tiny: Case = { ...MLP, inputShape: [8], layers: WORKLOADS.W3.layers, loss: "mse", batch: 32, classes: null };
+    const single = trainWithPass(tiny);
+    pool = await startKernelPool(2);
+    const threaded = trainWithPass(tiny);
+    expect(threaded.threads).toBe(1);
+    expect(bits(threaded.params)).toEqual(bits(single.params));
+    await pool.close();
+    pool = null;
+  }, 60_000);
 
   it("without helper threads is the single-thread pass", () => {
     expect(parallelExecutor()).toBeNull();

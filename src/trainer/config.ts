@@ -83,7 +83,9 @@ export const jobConfigSchema = z
       .max(256)
       .optional()
       .describe(
-        "Threads the job's matrix products and convolutions run on (results are bit-identical whatever the count). Default: the " +
+        "Threads the job trains on: each batch's rows are shared out between them (results match one thread's to float32 " +
+          "rounding, and are reproducible for a given count); models with dropout or batchnorm split their matrix products and " +
+          "convolutions instead (bit-identical to one thread). Default: the " +
           "worker's THREADS_PER_JOB setting (1 unless set). Clamped so that the worker's concurrent jobs never use more threads than its cores.",
       ),
     priority: z

@@ -81,9 +81,16 @@ describe("a worker is lost mid-job", () => {
     await c.waitForEpoch(job.id, 3);
     const victim = await holder(job.id);
     expect(victim, "the job's worker").toBeDefined();
-    const epochAtKill = (await c.getJob(job.id)).epoch;
     const t0 = performance.now();
+    const exited = new Promise<void>((resolve) => {
+      if (victim!.child.exitCode !== null || victim!.child.signalCode !== null) resolve();
+      else victim!.child.once("exit", () => resolve());
+    });
     victim!.child.kill("SIGKILL");
+    // Read once the worker is gone: read before the kill, it could still finish an epoch (about a
+    // tenth of a second) between the read and the signal.
+    await exited;
+    const epochAtKill = (await c.getJob(job.id)).epoch;
 
     let survivor: Proc | undefined;
     await waitFor(async () => {

@@ -7,6 +7,7 @@
 import { DelayedError, UnrecoverableError, type Job as BullJob } from "bullmq";
 import { jobConfigSchema, type JobConfig, type TrainSet } from "../src/trainer/index.js";
 import { retainedExtras, retentionOf } from "../src/trainer/retention.js";
+import type { TrainingThreads } from "../src/trainer/train.js";
 import type { Config } from "../src/config.js";
 import type { Db } from "../src/db/client.js";
 import * as jobs from "../src/db/jobs.js";
@@ -212,6 +213,23 @@ function epochFinishedEvent(r: PendingEpoch["report"]): jobs.EventWrite {
   };
 }
 
+/** The threads a run trains on, written with its first epoch. */
+function threadsEvent(epoch: number, t: TrainingThreads): jobs.EventWrite {
+  const how =
+    t.sharedBy === "rows"
+      ? ": each batch's rows are shared out between them"
+      : t.sharedBy === "kernels"
+        ? ": its large matrix products and convolutions are split between them"
+        : "";
+  return {
+    type: "threads",
+    key: `threads:${epoch}`,
+    message: `Training on ${t.count} thread${t.count === 1 ? "" : "s"}${how}.`,
+    epoch,
+    data: { threads: t.count, shared_by: t.sharedBy },
+  };
+}
+
 /** Finished epochs' metrics, checkpoints and events, retried through a database outage. */
 async function persistEpochs(deps: ProcessDeps, bullJob: BullJob<TrainingPayload>, jobId: string, config: JobConfig, batch: PendingEpoch[]) {
   const events: jobs.EventWrite[] = [];
@@ -222,6 +240,7 @@ async function persistEpochs(deps: ProcessDeps, bullJob: BullJob<TrainingPayload
     if (r.isBest && r.valLoss !== null) {
       events.push({ type: "new_best", key: `new_best:${r.epoch}`, message: `New best validation loss ${r.valLoss.toPrecision(6)} at epoch ${r.epoch}.`, epoch: r.epoch });
     }
+    if (r.threads) events.push(threadsEvent(r.epoch, r.threads));
     if (r.overfittingSince !== undefined) {
       events.push({
         level: "warn",

@@ -20,6 +20,7 @@ import { createSchedule, resolveMode, type ScheduleState } from "./schedules.js"
 import type { Monitor } from "./schema/schedule.js";
 import { allocFloat32 } from "./wasm/arena.js";
 import { createGradientPass } from "./data-parallel.js";
+import { parallelExecutor } from "./parallel.js";
 
 /** The augmentation stream of a job seed (next to init, shuffle, split and dropout). */
 const AUGMENT_STREAM = 4;
@@ -59,6 +60,16 @@ export interface EpochReport {
   /** Set once, on the epoch where validation loss had risen for OVERFIT_WINDOW validations while
    *  training loss fell: the epoch of the lowest validation loss before the rise. */
   overfittingSince?: number;
+  /** Set on the first epoch of a run (a resumed run too): the threads it trains on. */
+  threads?: TrainingThreads;
+}
+
+/** How a run uses its threads: `rows`, each batch's rows shared out (data-parallel.ts); `kernels`,
+ *  the large products and convolutions split (models with dropout or batchnorm, and models too
+ *  small to share out); `none` on one thread. */
+export interface TrainingThreads {
+  count: number;
+  sharedBy: "rows" | "kernels" | "none";
 }
 
 /** Everything needed to continue a run exactly where it stopped (at an epoch boundary). */
@@ -137,6 +148,9 @@ export function train(config: JobConfig, data: TrainData, hooks: TrainHooks, res
   // (data-parallel.ts). The replicas it may build share the model's parameters, so resuming or
   // importing weights below reaches them too.
   const pass = createGradientPass(model, loss, config.loss, lossGrad, batchSize);
+  const helpers = parallelExecutor()?.threads ?? 1;
+  const threads: TrainingThreads =
+    pass.threads > 1 ? { count: pass.threads, sharedBy: "rows" } : { count: helpers, sharedBy: helpers > 1 ? "kernels" : "none" };
 
   let tracking: TrackingState = {
     best: Infinity,
@@ -252,6 +266,7 @@ export function train(config: JobConfig, data: TrainData, hooks: TrainHooks, res
         samplesPerSec: rows / (Math.max(trainMs, 1e-3) / 1000),
         isBest,
         ...(overfittingSince !== undefined ? { overfittingSince } : {}),
+        ...(epoch === firstEpoch ? { threads } : {}),
       },
       model,
       snapshotAt(epoch),

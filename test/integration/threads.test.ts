@@ -1,7 +1,8 @@
 // The job config's `threads`, end to end through the real API and worker. The same seeded job on
 // 1 and on 2 threads: a dense MLP (rows shared out over the threads) matches to float32 rounding
 // but not bit for bit, which shows the second thread really trained rows; a model with dropout or
-// batchnorm (kernels split instead) gives bit-identical weights; a small CNN matches too.
+// batchnorm (kernels split instead) gives bit-identical weights; a small CNN matches too. Each job
+// says in its `threads` event how many threads it trained on and how it shared them.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { client } from "../helpers/client.js";
 import { digitsCsv, w1Config } from "../helpers/data.js";
@@ -35,6 +36,22 @@ async function finalWeights(jobId: string): Promise<Record<string, Tensor>> {
 interface Run {
   metrics: any[];
   weights: Record<string, Tensor>;
+  /** The job's `threads` events (one, with its first epoch). */
+  threads: any[];
+}
+
+async function threadsEvents(jobId: string): Promise<any[]> {
+  const res = await fetch(`${stack.baseUrl}/v1/jobs/${jobId}/events?limit=1000`, { headers: stack.auth });
+  expect(res.status).toBe(200);
+  const body = (await res.json()) as { data: any[] };
+  return body.data.filter((e) => e.type === "threads");
+}
+
+/** Each run reported the threads it trained on, with its first epoch: 1, then 2 shared by `how`. */
+function expectThreadsEvents(one: Run, two: Run, how: "rows" | "kernels") {
+  expect(one.threads).toMatchObject([{ level: "info", epoch: 1, message: "Training on 1 thread.", data: { threads: 1, shared_by: "none" } }]);
+  expect(two.threads).toMatchObject([{ level: "info", epoch: 1, data: { threads: 2, shared_by: how } }]);
+  expect(two.threads[0].message).toMatch(how === "rows" ? /^Training on 2 threads: each batch's rows/ : /^Training on 2 threads: its large matrix products/);
 }
 
 /** Submits `config` with threads 1 and with threads 2, waits for both, and returns what each stored. */
@@ -48,14 +65,14 @@ async function runBoth(config: Record<string, unknown>, epochs: number): Promise
     expect(job.config.threads).toBe(i + 1);
     const metrics = await c.metrics(job.id);
     expect(metrics.map((m: any) => m.epoch)).toEqual(Array.from({ length: epochs }, (_, e) => e + 1));
-    runs.push({ metrics, weights: await finalWeights(job.id) });
+    runs.push({ metrics, weights: await finalWeights(job.id), threads: await threadsEvents(job.id) });
   }
   return [runs[0], runs[1]];
 }
 
-/** The worker ran threads 2 as asked: no clamping, and its helper threads started. (It reports
- *  neither in the job's record nor its events, only in its log; checked after the weights, so a
- *  silently dropped second thread fails on them first.) */
+/** The worker ran threads 2 as asked: no clamping, and its helper threads started (its log says
+ *  when either happens; checked after the weights, so a silently dropped second thread fails on
+ *  them first). */
 function expectTwoThreadsUsed() {
   const out = stack.worker.output();
   expect(out, out).not.toMatch(/job threads clamped/);
@@ -110,6 +127,7 @@ describe("threads: 2 against threads: 1", () => {
     // path did not run, or the second thread was dropped).
     expect(cmp.differing, "weights that differ between 1 and 2 threads").toBeGreaterThan(0);
     expectTwoThreadsUsed();
+    expectThreadsEvents(one, two, "rows");
   });
 
   it("dropout and batchnorm: the kernels are split instead, and the weights are bit-identical", async () => {
@@ -134,6 +152,7 @@ describe("threads: 2 against threads: 1", () => {
     const cmp = compareWeights(one.weights, two.weights);
     expect(cmp.differing, `max |diff| ${cmp.maxDiff}`).toBe(0);
     expectTwoThreadsUsed();
+    expectThreadsEvents(one, two, "kernels");
   });
 
   it("a small CNN (conv2d, maxpool2d, flatten, dense) matches to float32 rounding", async () => {

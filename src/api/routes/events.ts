@@ -16,7 +16,7 @@ export const eventSchema = z.object({
     .string()
     .describe(
       "`started`, `resumed` (from a checkpoint; `warn` after a lost worker), `restarted` (from the beginning), `retry`, " +
-        "`epoch_finished` (one per epoch), `new_best`, `overfitting_suspected` (`warn`), `early_stopping`, `handed_back` " +
+        "`epoch_finished` (one per epoch), `new_best`, `threads` (with a run's first epoch: `{ threads, shared_by }`), `overfitting_suspected` (`warn`), `early_stopping`, `handed_back` " +
         "(worker shutdown), `attempt_failed` (`warn`), `succeeded`, `cancelled`, `failed` (`error`; `data.code` is the reason).",
     ),
   message: z.string().describe("A sentence for people."),

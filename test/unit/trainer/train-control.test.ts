@@ -214,8 +214,11 @@ describe("resuming from a snapshot", () => {
     const resumedReports: EpochReport[] = [];
     const snapshot = structuredClone(whole.snapshots[3]); // after epoch 4
     const resumed = train(config, data, { onEpoch: (r) => resumedReports.push(r) }, snapshot);
-    const strip = (r: EpochReport) => ({ ...r, durationMs: 0, samplesPerSec: 0 });
+    // (Each run says which threads it trains on with its own first epoch: epoch 1, and epoch 5.)
+    const strip = ({ threads: _threads, ...r }: EpochReport) => ({ ...r, durationMs: 0, samplesPerSec: 0 });
     expect(resumedReports.map(strip)).toEqual(whole.reports.slice(4).map(strip));
+    expect(whole.reports.map((r) => r.threads)).toEqual([{ count: 1, sharedBy: "none" }, ...Array(7).fill(undefined)]);
+    expect(resumedReports.map((r) => r.threads)).toEqual([{ count: 1, sharedBy: "none" }, ...Array(3).fill(undefined)]);
     expect(resumed.model.exportTensors().map((t) => bytesOf(t.data))).toEqual(whole.result.model.exportTensors().map((t) => bytesOf(t.data)));
   });
 });

@@ -235,12 +235,12 @@ async function persistEpochs(deps: ProcessDeps, bullJob: BullJob<TrainingPayload
   const events: jobs.EventWrite[] = [];
   let best: jobs.EpochsWrite["best"] = null;
   for (const { report: r, weights } of batch) {
+    if (r.threads) events.push(threadsEvent(r.epoch, r.threads));
     events.push(epochFinishedEvent(r));
     if (r.isBest) best = { epoch: r.epoch, valLoss: r.valLoss, trackedLoss: r.valLoss ?? r.trainLoss, weights };
     if (r.isBest && r.valLoss !== null) {
       events.push({ type: "new_best", key: `new_best:${r.epoch}`, message: `New best validation loss ${r.valLoss.toPrecision(6)} at epoch ${r.epoch}.`, epoch: r.epoch });
     }
-    if (r.threads) events.push(threadsEvent(r.epoch, r.threads));
     if (r.overfittingSince !== undefined) {
       events.push({
         level: "warn",

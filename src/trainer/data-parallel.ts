@@ -187,7 +187,13 @@ export function createGradientPass(model: Model, loss: Loss, lossConfig: LossCon
     ex.postReplica(i, { ...request, regionAt, regionBytes: bytes });
   }
   ex.start(TASK_REPLICA_BUILD, ex.threads, 1, 0);
-  ex.finish();
+  try {
+    ex.finish();
+  } catch {
+    // A helper could not build its replica (it says why in its error): train on this thread, as
+    // a model that cannot be shared out does; the kernels still split large products.
+    return local;
+  }
   const replicaGrads = Array.from(ex.results.subarray(0, helpers));
   return new DataParallelPass(model, loss, lossGrad, ex, w, gradsAt, replicaGrads, regions, local);
 }

@@ -5,7 +5,7 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { buildModel, createLoss, createOptimizer, modelSchema, optimizerSchema, type LossConfig } from "../../../src/trainer/index.js";
 import { createGradientPass, forwardMacsPerRow, MIN_SHARED_MACS, splitsBatches } from "../../../src/trainer/data-parallel.js";
-import { parallelExecutor } from "../../../src/trainer/parallel.js";
+import { MAX_ARGS, MAX_FARGS, parallelExecutor, rangeStart, setParallelExecutor, type ParallelExecutor } from "../../../src/trainer/parallel.js";
 import { allocFloat32 } from "../../../src/trainer/wasm/arena.js";
 import { Rng } from "../../../src/trainer/rng.js";
 import { startKernelPool, type KernelPool } from "../../../workers/kernel-pool.js";
@@ -131,6 +131,33 @@ describe("data-parallel gradient passes", () => {
     await pool.close();
     pool = null;
   }, 60_000);
+
+  it("trains on one thread when a helper cannot build its replica", () => {
+    let built = 0;
+    const failing: ParallelExecutor = {
+      threads: 2,
+      args: new Int32Array(MAX_ARGS),
+      fargs: new Float64Array(MAX_FARGS),
+      results: new Float64Array(1),
+      postReplica: () => void built++,
+      start: (_task, total) => rangeStart(total, 2, 1, 1),
+      finish: () => {
+        throw new Error("a kernel helper thread failed: replica: its region of the arena is too small");
+      },
+    };
+    const spec = modelSchema.parse({ input_shape: MLP.inputShape, layers: MLP.layers });
+    const loss = createLoss(MLP.loss);
+    const model = buildModel(spec, 784, { seed: 5, foldOutput: "softmax" });
+    model.reserve(MLP.batch);
+    setParallelExecutor(failing);
+    try {
+      const pass = createGradientPass(model, loss, MLP.loss, allocFloat32(MLP.batch * 10), MLP.batch);
+      expect(built).toBe(1);
+      expect(pass.threads).toBe(1);
+    } finally {
+      setParallelExecutor(null);
+    }
+  });
 
   it("without helper threads is the single-thread pass", () => {
     expect(parallelExecutor()).toBeNull();

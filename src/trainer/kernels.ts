@@ -136,6 +136,27 @@ export interface Kernels {
    *  g = grad + decay·w; v = momentum·v + g; w -= lr·(nesterov ? g + momentum·v : v), each value
    *  computed in double precision and stored (so rounded) before it is used again. */
   sgdUpdate(params: Floats, grads: Floats, velocity: Floats, count: number, lr: number, momentum: number, decay: number, nesterov: boolean): void;
+  /** Adam (optimizers/adam.ts), in place on params and both moments: with `decoupled` (AdamW)
+   *  w = w·shrink first; then g = grad + l2·w; m = β1·m + (1-β1)·g; v = β2·v + (1-β2)·g·g;
+   *  w -= stepSize·m / (√v / correction2 + eps); each value computed in double precision and stored
+   *  (so rounded) before it is used again. */
+  adamUpdate(params: Floats, grads: Floats, expAvg: Floats, expAvgSq: Floats, count: number, step: AdamStep): void;
+}
+
+/** One Adam step's constants (see Kernels.adamUpdate). */
+export interface AdamStep {
+  beta1: number;
+  beta2: number;
+  eps: number;
+  /** L2 weight decay added to the gradient (adam); 0 for adamw. */
+  l2: number;
+  /** adamw's decoupled decay: w is multiplied by this first (1 - lr·decay). */
+  shrink: number;
+  decoupled: boolean;
+  /** lr / (1 - β1^t). */
+  stepSize: number;
+  /** √(1 - β2^t). */
+  correction2: number;
 }
 
 /**
@@ -753,6 +774,19 @@ export const jsKernels: Kernels = {
       v[i] = momentum * v[i] + g;
       const vi = v[i]; // read back: the stored (possibly float32-rounded) value is the state
       w[i] -= lr * (nesterov ? g + momentum * vi : vi);
+    }
+  },
+
+  adamUpdate(w, grad, m, v, count, { beta1, beta2, eps, l2, shrink, decoupled, stepSize, correction2 }) {
+    for (let i = 0; i < count; i++) {
+      if (decoupled) w[i] *= shrink;
+      const g = grad[i] + l2 * w[i];
+      m[i] = beta1 * m[i] + (1 - beta1) * g;
+      v[i] = beta2 * v[i] + (1 - beta2) * g * g;
+      // Read back: the stored (possibly float32-rounded) moments are the state.
+      const mi = m[i];
+      const vi = v[i];
+      w[i] -= (stepSize * mi) / (Math.sqrt(vi) / correction2 + eps);
     }
   },
 };

@@ -52,6 +52,10 @@ export const TASK_MAX_POOL_BACKWARD = 11;
  *  the range that starts at 0 (the calling thread's) also takes every bias gradient. args as TASK_CONV_PARAM_GRADS. */
 export const TASK_CONV_PARAM_GRADS_COLUMNS = 12;
 
+/** Adam on parameters [i0, i1). args: params, grads, exp_avg, exp_avg_sq, decoupled; fargs: beta1,
+ *  beta2, eps, l2, shrink, stepSize, correction2 (Kernels.adamUpdate). */
+export const TASK_ADAM = 16;
+
 // Data-parallel steps (data-parallel.ts): each helper keeps a replica of the model that shares its
 // parameters and has gradients and activations of its own, and trains a share of each batch.
 /** Adds the replicas' gradients into the model's, values [i0, i1), each value in replica order.
@@ -85,7 +89,7 @@ export const GEOMETRY_ARG = 8;
 /** Length of args. */
 export const MAX_ARGS = 24;
 /** Length of fargs. */
-export const MAX_FARGS = 4;
+export const MAX_FARGS = 8;
 
 export interface ParallelExecutor {
   /** Threads taking part, the calling one included (>= 2). */

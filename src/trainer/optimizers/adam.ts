@@ -6,7 +6,7 @@
 //   w -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
 // The bias corrections undo the zero start of m and v; eps is added after correcting v, as PyTorch
 // does (not to the raw sqrt(v), as the Adam paper's "epsilon hat" variant would).
-import type { Floats } from "../kernels.js";
+import { kernels, type AdamStep, type Floats } from "../kernels.js";
 import type { OptimizerSpec } from "../schema/optimizer.js";
 import { ParamOptimizer, zerosLike } from "./base.js";
 
@@ -26,25 +26,23 @@ export class Adam extends ParamOptimizer {
     this.state = { exp_avg: zerosLike(params), exp_avg_sq: zerosLike(params) };
   }
 
+  /** The loop is a kernel (kernels.ts: adamUpdate): WebAssembly, split over the job's threads, for
+   *  float32 models; the same values bit for bit as the JS loop. */
   protected update(lr: number, step: number): void {
     const { beta1, beta2, eps, weight_decay: decay } = this.spec;
-    const decoupled = this.spec.type === "adamw";
-    const l2 = decoupled ? 0 : decay;
-    const shrink = 1 - lr * decay; // adamw only
-    const stepSize = lr / (1 - beta1 ** step);
-    const correction2 = Math.sqrt(1 - beta2 ** step);
-    const w = this.params;
-    const grad = this.grads;
+    const s = this.step1;
+    s.decoupled = this.spec.type === "adamw";
+    s.beta1 = beta1;
+    s.beta2 = beta2;
+    s.eps = eps;
+    s.l2 = s.decoupled ? 0 : decay;
+    s.shrink = 1 - lr * decay; // adamw only
+    s.stepSize = lr / (1 - beta1 ** step);
+    s.correction2 = Math.sqrt(1 - beta2 ** step);
     const { exp_avg: m, exp_avg_sq: v } = this.state;
-    for (let i = 0; i < w.length; i++) {
-      if (decoupled) w[i] *= shrink;
-      const g = grad[i] + l2 * w[i];
-      m[i] = beta1 * m[i] + (1 - beta1) * g;
-      v[i] = beta2 * v[i] + (1 - beta2) * g * g;
-      // Read back: the stored (possibly float32-rounded) moments are the state.
-      const mi = m[i];
-      const vi = v[i];
-      w[i] -= (stepSize * mi) / (Math.sqrt(vi) / correction2 + eps);
-    }
+    kernels.adamUpdate(this.params, this.grads, m, v, this.params.length, s);
   }
+
+  /** The step's constants, one object reused (no allocation per step). */
+  private readonly step1: AdamStep = { beta1: 0, beta2: 0, eps: 0, l2: 0, shrink: 1, decoupled: false, stepSize: 0, correction2: 1 };
 }

@@ -51,6 +51,7 @@ export interface KernelExports {
   max_pool_backward(gradOutput: number, argmax: number, inputGrad: number, o0: number, o1: number, z0: number, z1: number): void;
   sgd_update(w: number, g: number, v: number, i0: number, i1: number, lr: number, momentum: number, decay: number, nesterov: number): void;
   add_floats(dst: number, src: number, i0: number, i1: number): void;
+  adam_update(w: number, g: number, m: number, v: number, i0: number, i1: number, beta1: number, beta2: number, eps: number, l2: number, shrink: number, decoupled: number, stepSize: number, correction2: number): void;
   /** Values per block of sum_squares_blocks. */
   squares_block(): number;
   /** Float64 sums of squares of blocks [b0, b1) of a's `count` values, at out + 8·b. */

@@ -38,6 +38,7 @@ import {
   TASK_RELU_BACKWARD,
   TASK_SGD,
   TASK_ADD_GRADS,
+  TASK_ADAM,
   TASK_SUM_SQUARES,
   type ParallelExecutor,
 } from "../parallel.js";
@@ -252,6 +253,9 @@ export function runRangeTask(
       return;
     case TASK_SGD:
       w.sgd_update(a[0], a[1], a[2], r0, r1, f[0], f[1], f[2], a[3]);
+      return;
+    case TASK_ADAM:
+      w.adam_update(a[0], a[1], a[2], a[3], r0, r1, f[0], f[1], f[2], f[3], f[4], a[4], f[5], f[6]);
       return;
     case TASK_ADD_GRADS:
       addReplicaGrads(w, a, r0, r1);
@@ -667,6 +671,27 @@ export function createWasmKernels(js: Kernels): Kernels {
       const end = ex.start(TASK_SGD, count, 16, 0);
       try {
         w.sgd_update(wAt, gAt, vAt, 0, end, lr, momentum, decay, nesterov ? 1 : 0);
+      } finally {
+        ex.finish();
+      }
+    },
+
+    adamUpdate(params, grads, expAvg, expAvgSq, count, s) {
+      const wAt = count < SMALL_COUNT ? -1 : arenaAddress(params);
+      const gAt = wAt < 0 ? -1 : arenaAddress(grads);
+      const mAt = gAt < 0 ? -1 : arenaAddress(expAvg);
+      const vAt = mAt < 0 ? -1 : arenaAddress(expAvgSq);
+      if (vAt < 0 || !ready()) return js.adamUpdate(params, grads, expAvg, expAvgSq, count, s);
+      const decoupled = s.decoupled ? 1 : 0;
+      const ex = valueSplitter(count);
+      if (!ex) return w.adam_update(wAt, gAt, mAt, vAt, 0, count, s.beta1, s.beta2, s.eps, s.l2, s.shrink, decoupled, s.stepSize, s.correction2);
+      const args = ex.args;
+      args[0] = wAt; args[1] = gAt; args[2] = mAt; args[3] = vAt; args[4] = decoupled;
+      const f = ex.fargs;
+      f[0] = s.beta1; f[1] = s.beta2; f[2] = s.eps; f[3] = s.l2; f[4] = s.shrink; f[5] = s.stepSize; f[6] = s.correction2;
+      const end = ex.start(TASK_ADAM, count, 16, 0);
+      try {
+        w.adam_update(wAt, gAt, mAt, vAt, 0, end, s.beta1, s.beta2, s.eps, s.l2, s.shrink, decoupled, s.stepSize, s.correction2);
       } finally {
         ex.finish();
       }

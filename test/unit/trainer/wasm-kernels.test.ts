@@ -281,7 +281,7 @@ describe("optimizer kernels = the JS kernels", () => {
   const specials = [0, -0, 1, -1, 1e-30, -1e-38, 1e-45, 3e38, -3e38, 0.1];
   // Odd sizes, sizes around the SIMD widths, and sizes across sum_squares_blocks's 2048-value blocks.
   for (const count of [1, 2, 3, 5, 31, 32, 33, 1001, 2048, 2049, 6145]) {
-    it(`${count} values: sgdUpdate (plain, nesterov, weight decay) bit for bit; scale bit for bit; sumSquares to 1e-12`, () => {
+    it(`${count} values: sgdUpdate (plain, nesterov, weight decay) and adamUpdate (adam, l2, adamw) bit for bit; scale bit for bit; sumSquares to 1e-12`, () => {
       const values = (scale: number) => random(count).map((v, i) => (i < specials.length && count > 16 ? specials[i] : v * scale));
       const [w0, g0, v0] = [values(2), values(0.5), values(0.1)];
       for (const [lr, momentum, decay, nesterov] of [
@@ -295,6 +295,21 @@ describe("optimizer kernels = the JS kernels", () => {
           return { w, v };
         });
         expect(results[1].w).toEqual(results[0].w);
+        expect(results[1].v).toEqual(results[0].v);
+      }
+      // Adam (l2 decay) and AdamW (decoupled), three steps with the bias corrections of steps 1-3.
+      for (const [decoupled, decay] of [[false, 0], [false, 0.01], [true, 0.05]] as const) {
+        const results = [jsKernels, wasmKernels].map((k) => {
+          const [w, g, m, v] = [inArena(w0), inArena(g0), inArena(v0), inArena(v0.map(Math.abs))];
+          for (let step = 1; step <= 3; step++) {
+            const lr = 0.01;
+            const s = { beta1: 0.9, beta2: 0.999, eps: 1e-8, l2: decoupled ? 0 : decay, shrink: 1 - lr * decay, decoupled, stepSize: lr / (1 - 0.9 ** step), correction2: Math.sqrt(1 - 0.999 ** step) };
+            k.adamUpdate(w, g, m, v, count, s);
+          }
+          return { w, m, v };
+        });
+        expect(results[1].w).toEqual(results[0].w);
+        expect(results[1].m).toEqual(results[0].m);
         expect(results[1].v).toEqual(results[0].v);
       }
       const [s1, s2] = [inArena(g0), inArena(g0)];
@@ -320,6 +335,12 @@ describe("optimizer kernels = the JS kernels", () => {
     }
     expect(wb).toEqual(wa);
     expect(vb).toEqual(va);
+    const [aw, am, av, bw, bm, bv] = [inArena(w0), inArena(v0), inArena(g0.map(Math.abs)), inArena(w0), inArena(v0), inArena(g0.map(Math.abs))];
+    w.adam_update(arenaAddress(aw), arenaAddress(g0), arenaAddress(am), arenaAddress(av), 0, count, 0.9, 0.999, 1e-8, 0, 0.9995, 1, 0.1, 0.04);
+    for (const [i0, i1] of [[0, 17], [17, 1024], [1024, 4999], [4999, 5000]]) {
+      w.adam_update(arenaAddress(bw), arenaAddress(g0), arenaAddress(bm), arenaAddress(bv), i0, i1, 0.9, 0.999, 1e-8, 0, 0.9995, 1, 0.1, 0.04);
+    }
+    expect([bw, bm, bv]).toEqual([aw, am, av]);
     const out = allocFloat32(2 * 3);
     const sums = new Float64Array(out.buffer, out.byteOffset, 3);
     w.sum_squares_blocks(arenaAddress(g0), count, 0, 3, arenaAddress(out));

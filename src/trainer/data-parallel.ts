@@ -177,15 +177,15 @@ export function createGradientPass(model: Model, loss: Loss, lossConfig: LossCon
   };
   const bytes = measureAllocations(() => void createReplica(request, params as Float32Array)) + REGION_MARGIN;
   const helpers = ex.threads - 1;
-  // Held by the pass: a region must outlive its replica's use.
+  // Held by the pass: a region must outlive its replica's use. All are reserved before any
+  // request is posted: a helper takes the oldest request it has, so none may be left unbuilt.
   const regions: Float32Array[] = [];
   for (let i = 0; i < helpers; i++) {
     const region = allocFloat32(bytes / 4);
-    const regionAt = arenaAddress(region);
-    if (regionAt < 0) return local;
+    if (arenaAddress(region) < 0) return local;
     regions.push(region);
-    ex.postReplica(i, { ...request, regionAt, regionBytes: bytes });
   }
+  for (let i = 0; i < helpers; i++) ex.postReplica(i, { ...request, regionAt: arenaAddress(regions[i]), regionBytes: bytes });
   ex.start(TASK_REPLICA_BUILD, ex.threads, 1, 0);
   try {
     ex.finish();

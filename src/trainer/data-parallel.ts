@@ -6,8 +6,9 @@
 // SAME parameters (in the shared arena), with gradients and activations of its own. A step then
 // wakes the helpers once: each trains its share of the rows on its replica while this thread trains
 // the first share on the model itself, with no hand-off in between; then the replicas' gradients
-// are added into the model's (split over the threads too) and the optimizer steps as usual. Two
-// hand-offs a step instead of one per large kernel, and no activation ever crosses between cores.
+// are added into the model's (split over the threads too) and the optimizer steps as usual (its
+// loop split too when large). At most three hand-offs a step instead of one per large kernel, and
+// no activation ever crosses between cores. Batches under MIN_SHARED_MACS stay on one thread.
 //
 // The result is the single-thread one to float32 rounding, not bit for bit: each row's loss
 // gradient is the same value (Loss.evaluate's meanRows), but a weight's gradient is a sum over the

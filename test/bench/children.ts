@@ -2,7 +2,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
-import { machineCpu, READY_MARKER, RESULT_MARKER, type ChildRequest, type ChildResult } from "./protocol.js";
+import { machineCpu, READY_MARKER, RESULT_MARKER, RUN_MARKER, type ChildRequest, type ChildResult } from "./protocol.js";
 
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 export const PYTHON = "/usr/bin/python3";
@@ -82,12 +82,42 @@ function command(request: ChildRequest): { file: string; args: string[]; env: No
 }
 
 export interface RunningChild {
-  /** Resolves when the child has printed READY_MARKER (barrier requests only). */
-  ready: Promise<void>;
-  /** Lets a child waiting at the barrier start timing. */
+  /** Resolves when the child is ready for its next timed run (barrier requests only; at once if it died). */
+  ready(): Promise<void>;
+  /** Lets a child waiting at the barrier time one run. */
   go(): void;
+  /** The samples/s of the child's next finished run (barrier requests only); null if it died first. */
+  run(): Promise<number | null>;
+  /** Closes the child's stdin: a barrier child still waiting for a go then reports an error and exits. */
+  stop(): void;
   /** The child's result; an error result if it died, timed out or printed none. */
   result: Promise<ChildResult>;
+}
+
+/** Lines a child printed, handed out in order to whoever waits for the next one of a kind. */
+class MarkerQueue {
+  private lines = new Map<string, string[]>();
+  private waiters = new Map<string, ((line: string | null) => void)[]>();
+  private closed = false;
+
+  push(marker: string, rest: string): void {
+    const waiter = this.waiters.get(marker)?.shift();
+    if (waiter) waiter(rest);
+    else this.lines.set(marker, [...(this.lines.get(marker) ?? []), rest]);
+  }
+
+  next(marker: string): Promise<string | null> {
+    const line = this.lines.get(marker)?.shift();
+    if (line !== undefined) return Promise.resolve(line);
+    if (this.closed) return Promise.resolve(null);
+    return new Promise((resolve) => this.waiters.set(marker, [...(this.waiters.get(marker) ?? []), resolve]));
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const list of this.waiters.values()) for (const waiter of list) waiter(null);
+    this.waiters.clear();
+  }
 }
 
 export function startChild(request: ChildRequest, timeoutMs: number): RunningChild {
@@ -95,11 +125,17 @@ export function startChild(request: ChildRequest, timeoutMs: number): RunningChi
   const child = spawn(file, args, { cwd: ROOT, env, stdio: ["pipe", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
-  let markReady: () => void = () => undefined;
-  const ready = new Promise<void>((resolve) => (markReady = resolve));
+  let scanned = 0;
+  const markers = new MarkerQueue();
   child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
     stdout += chunk;
-    if (stdout.includes(`${READY_MARKER}\n`)) markReady();
+    let end;
+    while ((end = stdout.indexOf("\n", scanned)) >= 0) {
+      const line = stdout.slice(scanned, end);
+      scanned = end + 1;
+      if (line === READY_MARKER) markers.push(READY_MARKER, "");
+      else if (line.startsWith(RUN_MARKER)) markers.push(RUN_MARKER, line.slice(RUN_MARKER.length));
+    }
   });
   child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
   let timedOut = false;
@@ -111,7 +147,7 @@ export function startChild(request: ChildRequest, timeoutMs: number): RunningChi
     child.on("error", (error) => resolve({ ok: false, status: "error", error: `could not start ${file}: ${error.message}`, info: {} }));
     child.on("close", (code, signal) => {
       clearTimeout(timer);
-      markReady(); // never leave a barrier waiting on a dead child
+      markers.close(); // never leave the parent waiting on a dead child
       const line = stdout.split("\n").find((l) => l.startsWith(RESULT_MARKER));
       if (line) return resolve(JSON.parse(line.slice(RESULT_MARKER.length)) as ChildResult);
       const tail = (stderr || stdout).trim().split("\n").slice(-3).join(" | ");
@@ -120,9 +156,16 @@ export function startChild(request: ChildRequest, timeoutMs: number): RunningChi
     });
   });
   return {
-    ready,
+    ready: async () => void (await markers.next(READY_MARKER)),
     go: () => {
       if (child.exitCode === null && child.stdin.writable) child.stdin.write("go\n");
+    },
+    run: async () => {
+      const line = await markers.next(RUN_MARKER);
+      return line === null ? null : Number(line);
+    },
+    stop: () => {
+      if (child.stdin.writable) child.stdin.end();
     },
     result,
   };
@@ -133,10 +176,17 @@ export function runOne(request: ChildRequest, timeoutMs: number): Promise<ChildR
   return startChild(request, timeoutMs).result;
 }
 
-/** Several children at the same time: each warms up, then all start timing together. */
+/** Several children at the same time: each warms up, then they time every run together. */
 export async function runTogether(requests: ChildRequest[], timeoutMs: number): Promise<ChildResult[]> {
   const children = requests.map((r) => startChild({ ...r, barrier: true }, timeoutMs));
-  await Promise.all(children.map((c) => c.ready));
-  for (const c of children) c.go();
+  const runs = requests[0]?.plan.runs ?? 0;
+  for (let r = 0; r < runs; r++) await runGroup(children);
   return Promise.all(children.map((c) => c.result));
+}
+
+/** One timed run of a group of barrier children, all at once; each one's samples/s (null: it died). */
+export async function runGroup(children: RunningChild[]): Promise<(number | null)[]> {
+  await Promise.all(children.map((c) => c.ready()));
+  for (const c of children) c.go();
+  return Promise.all(children.map((c) => c.run()));
 }

@@ -3,8 +3,10 @@
 //
 // A child gets one ChildRequest as its single command-line argument (JSON), measures, and prints
 // one line `@@BENCH_RESULT <json>` (a ChildResult) on stdout; anything else it prints is only shown
-// when it fails. With `barrier`, it prints `@@BENCH_READY` after its warm-up and waits for a line on
-// stdin before timing, so that concurrent children time the same interval.
+// when it fails. With `barrier`, every timed run waits for the parent: the child prints
+// `@@BENCH_READY`, waits for a line on stdin, times the run and prints `@@BENCH_RUN <samples/s>`.
+// The parent so decides when each run happens: concurrent children time the same intervals, and
+// the 2-core ceiling check alternates two groups of children run by run (run.ts).
 import { readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { createInterface } from "node:readline";
@@ -12,6 +14,7 @@ import type { Workload } from "./workloads.js";
 
 export const RESULT_MARKER = "@@BENCH_RESULT ";
 export const READY_MARKER = "@@BENCH_READY";
+export const RUN_MARKER = "@@BENCH_RUN ";
 
 export type PeerId = "ours" | "tfjs-cpu" | "tfjs-wasm" | "torch";
 export const PEER_IDS: PeerId[] = ["ours", "tfjs-cpu", "tfjs-wasm", "torch"];
@@ -63,6 +66,7 @@ export interface ChildRequest {
   /** throughput: the timed runs. heap: heap growth over `heapSteps` warm steps (ours only). */
   mode: "throughput" | "heap";
   heapSteps?: number;
+  /** Each timed run waits for the parent's go (see the top of this file). ours and TF.js only. */
   barrier?: boolean;
   seed: number;
 }
@@ -135,25 +139,32 @@ export async function measure(step: () => unknown, samplesPerStep: number, plan:
   const paceFrom = half === 0 ? warmStart : times[half - 1];
   const secondsPerStep = (times[warmed - 1] - paceFrom) / 1000 / Math.max(1, warmed - half);
   const steps = plan.steps ?? Math.min(plan.maxSteps, Math.max(plan.minSteps, Math.ceil(plan.runSeconds / secondsPerStep)));
-  if (barrier) await waitAtBarrier();
   const runs: number[] = [];
-  const machineFrom = machineCpu();
   const ownFrom = process.cpuUsage();
-  const timedFrom = performance.now();
+  // Machine CPU time over the timed runs only: with a barrier the child idles between runs while
+  // others run, and those gaps are not its measurement.
+  let machineBusy = 0;
+  let machineTotal = 0;
+  let timedSeconds = 0;
   for (let r = 0; r < plan.runs; r++) {
+    if (barrier) await waitAtBarrier();
+    const machineFrom = machineCpu();
     const t0 = performance.now();
     await runSteps(steps);
     const seconds = (performance.now() - t0) / 1000;
+    const machineTo = machineCpu();
+    if (machineFrom && machineTo) {
+      machineBusy += machineTo.busy - machineFrom.busy;
+      machineTotal += machineTo.total - machineFrom.total;
+    }
+    timedSeconds += seconds;
     runs.push((steps * samplesPerStep) / seconds);
+    if (barrier) process.stdout.write(`${RUN_MARKER}${runs[r]}\n`);
   }
-  const wallSeconds = (performance.now() - timedFrom) / 1000;
+  // Own CPU time includes the idle waits at the barrier (a blocked read costs next to nothing).
   const own = process.cpuUsage(ownFrom);
-  const machineTo = machineCpu();
-  const ownCores = (own.user + own.system) / 1e6 / wallSeconds;
-  const otherCores =
-    machineFrom && machineTo && machineTo.total > machineFrom.total
-      ? ((machineTo.busy - machineFrom.busy) / (machineTo.total - machineFrom.total)) * cpus().length - ownCores
-      : null;
+  const ownCores = (own.user + own.system) / 1e6 / timedSeconds;
+  const otherCores = machineTotal > 0 ? (machineBusy / machineTotal) * cpus().length - ownCores : null;
   return { warmupSteps: warmed, stepsPerRun: steps, runs, median: median(runs), min: Math.min(...runs), max: Math.max(...runs), otherCores, ownCores };
 }
 
@@ -169,12 +180,15 @@ export function machineCpu(): { busy: number; total: number } | null {
   }
 }
 
-/** Tells the parent we are warm and waits for its go (one line on stdin). */
+let stdinLines: AsyncIterator<string> | null = null;
+
+/** Tells the parent we are ready for a timed run and waits for its go (one line on stdin). */
 async function waitAtBarrier(): Promise<void> {
   process.stdout.write(`${READY_MARKER}\n`);
-  const rl = createInterface({ input: process.stdin });
-  await new Promise<void>((resolve) => rl.once("line", () => resolve()));
-  rl.close();
+  // One reader for the whole process: a line that arrives while nobody waits stays buffered.
+  stdinLines ??= createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+  const next = await stdinLines.next();
+  if (next.done) throw new Error("the parent closed stdin before the run's go");
 }
 
 /** The request a child was started with. */

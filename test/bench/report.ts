@@ -35,16 +35,18 @@ export interface Row {
 
 export interface ConcurrencyResult {
   workload: WorkloadId;
-  /** Each single-thread process's median, both timed over the same interval. */
+  /** Each single-thread process's median, both timed over the same intervals. */
   perProcess: number[];
   /** Cores busy with other work, as each process saw it (its sibling counts: about 1 each). */
   otherCores: (number | null)[];
-  /** Their sum: what this machine can do with two cores busy. */
+  /** The median round's sum: what this machine can do with two cores busy. */
   combined: number | null;
-  /** ours with 2 threads in one process, or null when the trainer has no threads option. */
+  /** ours with 2 threads in one process, median of its turns; null when it was not measured. */
   twoThreads: number | null;
-  /** twoThreads ÷ combined (target >= 0.85). */
+  /** The median over rounds of (2 threads ÷ the pair's sum in the same round); target >= 0.85. */
   ratio: number | null;
+  /** Each round: both single-thread processes' samples/s, and the 2-thread turn next to them. */
+  rounds: { pair: number[]; twoThreads: number | null }[];
   note: string | null;
 }
 
@@ -119,7 +121,10 @@ export function formatReport(report: BenchReport): string {
   }
   if (report.concurrency.length > 0) {
     out.push("");
-    out.push("Two single-thread ours processes at the same time (the 2-core ceiling) vs ours with 2 threads (target >= 0.85x):");
+    out.push(
+      "Two single-thread ours processes at the same time (the 2-core ceiling) vs ours with 2 threads, taking turns run by run " +
+        "(ratio: the median round's; target >= 0.85x):",
+    );
     for (const c of report.concurrency) {
       if (c.combined === null) {
         out.push(`  ${c.workload}: ${c.note}`);
@@ -127,9 +132,11 @@ export function formatReport(report: BenchReport): string {
       }
       const two = c.twoThreads !== null ? `${fmtInt(c.twoThreads)} samples/s -> ${fmtRatio(c.ratio!)} of combined` : `n/a (${c.note})`;
       out.push(
-        `  ${c.workload}: ${c.perProcess.map(fmtInt).join(" + ")} = ${fmtInt(c.combined)} samples/s combined ` +
+        `  ${c.workload}: ${c.perProcess.map(fmtInt).join(" + ")} (medians) = ${fmtInt(c.combined)} samples/s combined ` +
           `(other: ${c.otherCores.map((o) => fmtOther(o, 1)).join(", ")}, ~1 is the sibling); 2 threads: ${two}`,
       );
+      const rounds = c.rounds.map((r) => `${fmtInt(r.pair[0] + r.pair[1])}/${r.twoThreads === null ? "-" : fmtInt(r.twoThreads)}`);
+      if (rounds.length > 0) out.push(`      rounds (pair sum / 2 threads): ${rounds.join(", ")}`);
     }
   }
   if (report.heap) {

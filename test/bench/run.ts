@@ -5,13 +5,15 @@
 //
 // Every peer runs in its own child process, one at a time (never two peers at once), so none
 // disturbs another; the only concurrent children are the two single-thread ours processes of the
-// ceiling check, which is the point of that check. See workloads.ts for the workloads and
-// protocol.ts for the timing protocol (warm-up excluded, median of several timed runs).
+// ceiling check, which is the point of that check (they take turns with a 2-thread ours process,
+// run by run, so that both sides of that ratio are timed seconds apart, not minutes). See
+// workloads.ts for the workloads and protocol.ts for the timing protocol (warm-up excluded, median
+// of several timed runs).
 import { writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { parseArgs } from "node:util";
-import { blasAlternative, runOne, runTogether, torchAvailable, waitForQuiet } from "./children.js";
-import { FULL_PLAN, PEER_IDS, QUICK_PLAN, type ChildRequest, type ChildResult, type PeerId, type TimingPlan } from "./protocol.js";
+import { blasAlternative, runGroup, runOne, startChild, torchAvailable, waitForQuiet } from "./children.js";
+import { FULL_PLAN, median, PEER_IDS, QUICK_PLAN, type ChildRequest, type ChildResult, type PeerId, type TimingPlan } from "./protocol.js";
 import { DISTURBED_CORES, formatReport, type BenchReport, type ConcurrencyResult, type HeapResult, type Row } from "./report.js";
 import { gemmFlopsPerSample, WORKLOAD_IDS, WORKLOADS, type WorkloadId } from "./workloads.js";
 
@@ -181,31 +183,60 @@ async function runWorkload(id: WorkloadId): Promise<void> {
   if (ours1 && CEILING_WORKLOADS.includes(id)) concurrency.push(await ceiling(id, ours1, ours2));
 }
 
-/** Two single-thread ours processes timing the same interval; their sum is the 2-core ceiling. */
+/**
+ * The 2-core ceiling against 2 threads. Two single-thread ours processes time the same intervals
+ * (their sum is what this machine does with two cores busy), and a third, ours with 2 threads,
+ * takes turns with them run by run: pair, 2 threads, 2 threads, pair, ... All three stay warm
+ * between turns. The machine's speed drifts by tens of percent over minutes, so a ratio of two
+ * figures timed minutes apart says more about the drift than about the threads; each round's ratio
+ * here compares runs a couple of seconds apart, and the result is the median round.
+ */
 async function ceiling(id: WorkloadId, ours1: Row, ours2: Row | null): Promise<ConcurrencyResult> {
-  progress(`  ${id} ours x2 processes (1 thread each, concurrently) ...`);
-  // The same steps per run as the single-process measurement, so both do the same work at once.
-  const steps = ours1.stepsPerRun ?? undefined;
-  const req = request("ours", id, 1, { plan: { ...plan, steps } });
+  progress(`  ${id} ours x2 processes (1 thread each, concurrently), taking turns with ours threads=2 ...`);
+  const rounds = plan.runs * 2 - 1;
+  const runs = rounds + 1;
+  // The same steps per run as the single measurements, so that every turn is about as long.
+  const single = request("ours", id, 1, { plan: { ...plan, runs, steps: ours1.stepsPerRun ?? undefined }, barrier: true });
+  const withTwo = ours2?.status === "ok";
+  const two = request("ours", id, 2, { plan: { ...plan, runs, steps: ours2?.stepsPerRun ?? undefined }, barrier: true });
   await quietMoment();
-  const results = await runTogether([req, req], timeoutMs);
+  const pair = [startChild(single, timeoutMs), startChild(single, timeoutMs)];
+  const threaded = withTwo ? startChild(two, timeoutMs) : null;
+  const perRound: { pair: number[]; two: number | null }[] = [];
+  // Round -1 is not counted: the three warmed up at the same time on two cores, so each did less
+  // warm-up than a lone process does.
+  for (let r = -1; r < rounds; r++) {
+    const twoFirst = threaded !== null && r % 2 === 1;
+    const twoRun = twoFirst ? (await runGroup([threaded]))[0] : null;
+    const pairRuns = await runGroup(pair);
+    const twoAfter = threaded !== null && !twoFirst ? (await runGroup([threaded]))[0] : null;
+    if (pairRuns.some((v) => v === null)) break;
+    if (r >= 0) perRound.push({ pair: pairRuns as number[], two: twoFirst ? twoRun : twoAfter });
+  }
+  const children = [...pair, ...(threaded ? [threaded] : [])];
+  // A child that died ended the rounds early: the others would wait at their barrier for ever.
+  for (const c of children) c.stop();
+  const results = await Promise.all(children.map((c) => c.result));
   const failed = results.find((r) => !r.ok);
   if (failed && !failed.ok) {
-    return { workload: id, perProcess: [], otherCores: [], combined: null, twoThreads: null, ratio: null, note: `failed: ${failed.error}` };
+    return { workload: id, perProcess: [], otherCores: [], combined: null, twoThreads: null, ratio: null, rounds: [], note: `failed: ${failed.error}` };
   }
-  const perProcess = results.map((r) => (r.ok ? r.measurement!.median : 0));
-  const otherCores = results.map((r) => (r.ok ? r.measurement!.otherCores : null));
-  const combined = perProcess.reduce((a, b) => a + b, 0);
-  const twoThreads = ours2?.status === "ok" ? ours2.samplesPerSec : null;
-  progress(`    ${perProcess.map(Math.round).join(" + ")} = ${Math.round(combined)} samples/s`);
+  const perProcess = [0, 1].map((i) => median(perRound.map((p) => p.pair[i])));
+  const otherCores = results.slice(0, 2).map((r) => (r.ok ? r.measurement!.otherCores : null));
+  const combined = median(perRound.map((p) => p.pair[0] + p.pair[1]));
+  const twoRuns = perRound.map((p) => p.two).filter((v): v is number => v !== null);
+  const twoThreads = twoRuns.length > 0 ? median(twoRuns) : null;
+  const ratios = perRound.filter((p) => p.two !== null).map((p) => p.two! / (p.pair[0] + p.pair[1]));
+  progress(`    ${perProcess.map(Math.round).join(" + ")} = ${Math.round(combined)} samples/s; 2 threads ${twoThreads === null ? "n/a" : Math.round(twoThreads)}`);
   return {
     workload: id,
     perProcess,
     otherCores,
     combined,
     twoThreads,
-    ratio: twoThreads !== null ? twoThreads / combined : null,
-    note: twoThreads === null ? (ours2?.note ?? "ours with 2 threads was not measured") : null,
+    ratio: ratios.length > 0 ? median(ratios) : null,
+    rounds: perRound.map((p) => ({ pair: p.pair, twoThreads: p.two })),
+    note: withTwo ? null : (ours2?.note ?? "ours with 2 threads was not measured"),
   };
 }
 

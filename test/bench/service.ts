@@ -5,8 +5,11 @@
 // (to tell the loop's cost from the service's). C: starts a throwaway stack (a fresh migrated
 // database, a fresh queue, the real API and worker processes; test/helpers/stack.ts), streams a
 // W1-shaped synthetic classification dataset to it as CSV (default 20,000 rows x 784 features, 10
-// classes), submits a job with W1's network and optimizer (3 epochs, 2% validation split), waits
+// classes), submits a job with W1's network and optimizer (8 epochs, 2% validation split), waits
 // for it and takes the median samples_per_sec of its epochs. The issue's target: C >= 0.9x A.
+// An epoch of 20,000 rows takes under a second, and the first one or two carry the start-up (JIT,
+// first touches of the buffers): with 3 epochs the median was the second, and the figure moved with
+// the start-up rather than the service; 8 epochs give the job's steady pace.
 //
 // A and B run before the stack starts, so nothing else of ours competes for the CPU, and before the
 // stack's client libraries are even loaded (see main). The stack is closed (processes stopped,
@@ -33,7 +36,7 @@ const { values: args } = parseArgs({
   },
 });
 const rows = Number(args.rows ?? (args.quick ? 4000 : 20000));
-const epochs = Number(args.epochs ?? (args.quick ? 2 : 3));
+const epochs = Number(args.epochs ?? (args.quick ? 2 : 8));
 if (!Number.isInteger(rows) || rows < 1000 || !Number.isInteger(epochs) || epochs < 1) {
   throw new Error("--rows must be an integer >= 1000 and --epochs a positive integer");
 }

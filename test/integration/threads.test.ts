@@ -1,8 +1,9 @@
 // The job config's `threads`, end to end through the real API and worker. The same seeded job on
-// 1 and on 2 threads: a dense MLP (rows shared out over the threads) matches to float32 rounding
-// but not bit for bit, which shows the second thread really trained rows; a model with dropout or
-// batchnorm (kernels split instead) gives bit-identical weights; a small CNN matches too. Each job
-// says in its `threads` event how many threads it trained on and how it shared them.
+// 1 and on 2 threads: a dense MLP at batch 256 (rows shared out over the threads) matches to
+// float32 rounding but not bit for bit, which shows the second thread really trained rows; the same
+// MLP at batch 64 (each weight used too few times a batch to share rows) and a model with dropout
+// or batchnorm split their kernels instead and give bit-identical weights; a small CNN shares rows
+// and matches too. Each job says in its `threads` event how many threads it trained on and how.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { client } from "../helpers/client.js";
 import { digitsCsv, w1Config } from "../helpers/data.js";
@@ -116,9 +117,9 @@ function compareWeights(a: Record<string, Tensor>, b: Record<string, Tensor>) {
 }
 
 describe("threads: 2 against threads: 1", () => {
-  it("a dense MLP: rows shared out over the threads, same losses and weights to float32 rounding, not bit for bit", async () => {
+  it("a dense MLP at batch 256: rows shared out over the threads, same losses and weights to float32 rounding, not bit for bit", async () => {
     const epochs = 4;
-    const [one, two] = await runBoth(w1Config(digits, { epochs, seed: 13 }), epochs);
+    const [one, two] = await runBoth(w1Config(digits, { epochs, seed: 13, batch_size: 256 }), epochs);
     expectLossesClose(one.metrics, two.metrics);
     const cmp = compareWeights(one.weights, two.weights);
     console.log(`dense MLP, 1 vs 2 threads: ${cmp.differing} of ${cmp.total} weights differ, max |diff| ${cmp.maxDiff.toExponential(2)} (max |w| ${cmp.maxAbs.toFixed(3)})`);
@@ -128,6 +129,16 @@ describe("threads: 2 against threads: 1", () => {
     expect(cmp.differing, "weights that differ between 1 and 2 threads").toBeGreaterThan(0);
     expectTwoThreadsUsed();
     expectThreadsEvents(one, two, "rows");
+  });
+
+  it("the same MLP at batch 64: the kernels are split instead, and the weights are bit-identical", async () => {
+    const epochs = 3;
+    const [one, two] = await runBoth(w1Config(digits, { epochs, seed: 13 }), epochs);
+    expect(two.metrics.map((m: any) => [m.train_loss, m.val_loss])).toEqual(one.metrics.map((m: any) => [m.train_loss, m.val_loss]));
+    const cmp = compareWeights(one.weights, two.weights);
+    expect(cmp.differing, `max |diff| ${cmp.maxDiff}`).toBe(0);
+    expectTwoThreadsUsed();
+    expectThreadsEvents(one, two, "kernels");
   });
 
   it("dropout and batchnorm: the kernels are split instead, and the weights are bit-identical", async () => {
@@ -177,5 +188,6 @@ describe("threads: 2 against threads: 1", () => {
     expect(cmp.maxDiff).toBeLessThanOrEqual(1e-3 * cmp.maxAbs);
     expect(cmp.differing, "weights that differ between 1 and 2 threads").toBeGreaterThan(0);
     expectTwoThreadsUsed();
+    expectThreadsEvents(one, two, "rows");
   });
 });

@@ -1,10 +1,11 @@
 // Data-parallel steps (src/trainer/data-parallel.ts): with helper threads, each batch's rows are
 // shared out between the model and replicas on the helpers. The gradients, losses and weights must
 // match the single-thread run to float32 rounding (a weight's gradient is a sum over the rows, added
-// up in parts), and models whose rows are not independent must keep the single-thread pass.
+// up in parts), and models whose rows are not independent, or whose batches use each parameter too
+// few times (MIN_PARAM_REUSE: dense nets below 256 rows), must keep the single-thread pass.
 import { afterAll, describe, expect, it } from "vitest";
 import { buildModel, createLoss, createOptimizer, modelSchema, optimizerSchema, type LossConfig } from "../../../src/trainer/index.js";
-import { createGradientPass, forwardMacsPerRow, MIN_SHARED_MACS, splitsBatches } from "../../../src/trainer/data-parallel.js";
+import { createGradientPass, forwardMacsPerRow, MIN_PARAM_REUSE, MIN_SHARED_MACS, reusesParams, splitsBatches } from "../../../src/trainer/data-parallel.js";
 import { MAX_ARGS, MAX_FARGS, parallelExecutor, rangeStart, setParallelExecutor, type ParallelExecutor } from "../../../src/trainer/parallel.js";
 import { allocFloat32 } from "../../../src/trainer/wasm/arena.js";
 import { Rng } from "../../../src/trainer/rng.js";
@@ -86,7 +87,8 @@ function expectClose(threaded: Run, single: Run): void {
 
 const w1 = WORKLOADS.W1;
 const w2 = WORKLOADS.W2;
-const MLP: Case = { layers: w1.layers, inputShape: w1.inputShape, loss: "cross_entropy", batch: 64, classes: 10 };
+/** W1's dense net at batch 256: each weight used 256 times a batch, enough to share rows out. */
+const MLP: Case = { layers: w1.layers, inputShape: w1.inputShape, loss: "cross_entropy", batch: 256, classes: 10 };
 const CNN: Case = { layers: w2.layers, inputShape: w2.inputShape, loss: "cross_entropy", batch: 64, classes: 10 };
 /** Other layers and a regression loss: same-padded strided conv, average pooling, tanh, mse. */
 const REGRESSION: Case = {
@@ -94,7 +96,7 @@ const REGRESSION: Case = {
     { type: "conv2d", filters: 16, kernel_size: 3, stride: 2, padding: "same", activation: "tanh" },
     { type: "avgpool2d", pool_size: 2 },
     { type: "flatten" },
-    { type: "dense", units: 24, activation: "gelu" },
+    { type: "dense", units: 12, activation: "gelu" },
     { type: "dense", units: 3, activation: "linear" },
   ],
   inputShape: [2, 16, 16],
@@ -119,9 +121,12 @@ describe("data-parallel gradient passes", () => {
   it("counts a row's forward multiply-adds, and keeps small batches on one thread", async () => {
     const spec = modelSchema.parse({ input_shape: [2, 16, 16], layers: REGRESSION.layers });
     const model = buildModel(spec, 512, { seed: 1 });
-    // conv: 16 filters of 2×3×3 (+ bias) at 8×8 positions; dense 256→24 and 24→3 (+ biases).
-    expect(forwardMacsPerRow(model)).toBe((16 * 18 + 16) * 64 + (256 * 24 + 24) + (24 * 3 + 3));
+    // conv: 16 filters of 2×3×3 (+ bias) at 8×8 positions; dense 256→12 and 12→3 (+ biases).
+    expect(forwardMacsPerRow(model)).toBe((16 * 18 + 16) * 64 + (256 * 12 + 12) + (12 * 3 + 3));
     expect(REGRESSION.batch * forwardMacsPerRow(model)).toBeGreaterThanOrEqual(MIN_SHARED_MACS);
+    // The convolution uses each of its weights at 64 positions: 61 rows use the parameters 402
+    // times on average, enough to share rows out (a dense net would need 256 rows).
+    expect(reusesParams(model, REGRESSION.batch)).toBe(true);
     const tiny: Case = { ...MLP, inputShape: [8], layers: WORKLOADS.W3.layers, loss: "mse", batch: 32, classes: null };
     const single = trainWithPass(tiny);
     pool = await startKernelPool(2);
@@ -181,7 +186,7 @@ describe("data-parallel gradient passes", () => {
   }, 60_000);
 
   it("trains batches of any size: uneven shares, and fewer rows than threads alone", async () => {
-    const rowsOf = (s: number) => [64, 61, 2, 1][s];
+    const rowsOf = (s: number) => [256, 253, 2, 1][s];
     const single = trainWithPass(MLP, rowsOf);
     pool = await startKernelPool(3);
     const threaded = trainWithPass(MLP, rowsOf);
@@ -206,9 +211,28 @@ describe("data-parallel gradient passes", () => {
     pool = null;
   }, 60_000);
 
-  it("works with the bench's W1 data through a fresh pool after another model's replicas", async () => {
+  it("keeps a dense net's batches under 256 rows on the split kernels, bit for bit (W1 at batch 64)", async () => {
+    const w1At64: Case = { ...MLP, batch: 64 };
+    const spec = modelSchema.parse({ input_shape: w1.inputShape, layers: w1.layers });
+    const model = buildModel(spec, inputWidth(w1), { seed: 1 });
+    expect(forwardMacsPerRow(model)).toBe(model.params.length);
+    expect(reusesParams(model, 64)).toBe(false);
+    expect(reusesParams(model, MIN_PARAM_REUSE)).toBe(true);
+    expect(64 * forwardMacsPerRow(model)).toBeGreaterThanOrEqual(MIN_SHARED_MACS);
+    const single = trainWithPass(w1At64);
+    pool = await startKernelPool(2);
+    const threaded = trainWithPass(w1At64);
+    expect(threaded.threads).toBe(1);
+    expect(bits(threaded.params)).toEqual(bits(single.params));
+    expect(threaded.losses).toEqual(single.losses);
+    await pool.close();
+    pool = null;
+  }, 60_000);
+
+  it("works with the bench's W1 data (at batch 256) through a fresh pool after another model's replicas", async () => {
     pool = await startKernelPool(2);
     trainWithPass(CNN); // a replica the helper discards for the next
+    const w1 = { ...WORKLOADS.W1, batch: 256 };
     const spec = modelSchema.parse({ input_shape: w1.inputShape, layers: w1.layers });
     const loss = createLoss(w1.loss);
     const model = buildModel(spec, inputWidth(w1), { seed: 3, foldOutput: "softmax" });

@@ -84,7 +84,8 @@ export const jobConfigSchema = z
       .optional()
       .describe(
         "Threads the job trains on: each batch's rows are shared out between them (results match one thread's to float32 " +
-          "rounding, and are reproducible for a given count); models with dropout or batchnorm split their matrix products and " +
+          "rounding, and are reproducible for a given count); models with dropout or batchnorm, and models whose batch uses " +
+          "each parameter fewer than 256 times (all-dense nets below batch_size 256), split their matrix products and " +
           "convolutions instead (bit-identical to one thread). Default: the " +
           "worker's THREADS_PER_JOB setting (1 unless set). Clamped so that the worker's concurrent jobs never use more threads than its cores.",
       ),

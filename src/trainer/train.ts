@@ -65,8 +65,8 @@ export interface EpochReport {
 }
 
 /** How a run uses its threads: `rows`, each batch's rows shared out (data-parallel.ts); `kernels`,
- *  the large products and convolutions split (models with dropout or batchnorm, and models too
- *  small to share out); `none` on one thread. */
+ *  the large products and convolutions split (models with dropout or batchnorm, models whose batch
+ *  uses each parameter too few times, and models too small to share out); `none` on one thread. */
 export interface TrainingThreads {
   count: number;
   sharedBy: "rows" | "kernels" | "none";

@@ -84,6 +84,29 @@ describe("cross_entropy", () => {
     expect(loss.evaluate(new Float32Array([-1e30, 1e30]), [0], 1, 2, null)).toBe(2 * Math.fround(1e30));
   });
 
+  it("gives each row's softmax from one exponential per value, bit for bit as exp(z - max) / sum", () => {
+    // Narrow and wide rows (the kept exponentials grow past 64), float32 gradients as in training.
+    for (const width of [3, 10, 200]) {
+      const rows = 7;
+      const logits = Float32Array.from({ length: rows * width }, (_, i) => Math.fround(Math.sin(i * 1.7) * 6));
+      const labels = Array.from({ length: rows }, (_, r) => (r * 5) % width);
+      const grad = new Float32Array(rows * width);
+      const value = createLoss("cross_entropy").evaluate(logits, labels, rows, width, grad);
+      const expected = new Float32Array(rows * width);
+      let sum = 0;
+      for (let r = 0; r < rows; r++) {
+        const row = logits.subarray(r * width, (r + 1) * width);
+        const max = Math.max(...row);
+        let expSum = 0;
+        for (const z of row) expSum += Math.exp(z - max);
+        sum += max + Math.log(expSum) - row[labels[r]];
+        for (let j = 0; j < width; j++) expected[r * width + j] = (Math.exp(row[j] - max) / expSum - (j === labels[r] ? 1 : 0)) / rows;
+      }
+      expect(value).toBe(sum / rows);
+      expect(Array.from(grad)).toEqual(Array.from(expected));
+    }
+  });
+
   it("uses one target per row", () => {
     expect(createLoss("cross_entropy").targetWidth(10)).toBe(1);
     expect(createLoss("mse").targetWidth(10)).toBe(10);

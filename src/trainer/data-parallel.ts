@@ -69,9 +69,10 @@ export const MIN_SHARED_MACS = 1 << 20;
  * replicas' gradients cross to be added. The split kernels send only activations and part of the
  * weights. A dense layer uses a weight once per row, so a dense net's reuse is its batch size; a
  * convolution uses each weight at every output position (W2 at batch 64: 3,360). Measured on a
- * 2-core machine in one process, the two ways taking turns every 20 steps against one thread:
- * W1 (dense) at batch 64, 1.74x one thread split by kernels against 1.66x by rows (no worse in 14
- * of 14 rounds); at 128, 1.85x against 1.79x; at 256, level. W2 (CNN): 1.91x by rows against 1.86x.
+ * 2-core machine in one process, the two ways taking turns every 20 steps against one thread
+ * (means of the trials' medians): W1 (dense) at batch 64, 1.74x one thread split by kernels
+ * against 1.66x by rows (kernels no worse in 14 of 14 trials); at 128, 1.85x against 1.79x; at
+ * 256, level. W2 (CNN): 1.88x by rows against 1.84x.
  * Dense nets below 256 rows a batch therefore train bit for bit as on one thread. By sizes, not by
  * timings, like MIN_SHARED_MACS.
  */

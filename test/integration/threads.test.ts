@@ -80,6 +80,15 @@ function expectTwoThreadsUsed() {
   expect(out, out).not.toMatch(/kernel helper threads failed to start/);
 }
 
+/** Split kernels, not rows: the same losses and weights as one thread, bit for bit. */
+function expectKernelsSplitBitIdentical(one: Run, two: Run) {
+  expect(two.metrics.map((m: any) => [m.train_loss, m.val_loss])).toEqual(one.metrics.map((m: any) => [m.train_loss, m.val_loss]));
+  const cmp = compareWeights(one.weights, two.weights);
+  expect(cmp.differing, `max |diff| ${cmp.maxDiff}`).toBe(0);
+  expectTwoThreadsUsed();
+  expectThreadsEvents(one, two, "kernels");
+}
+
 function expectLossesClose(one: any[], two: any[]) {
   for (const [i, a] of one.entries()) {
     const b = two[i];
@@ -134,11 +143,7 @@ describe("threads: 2 against threads: 1", () => {
   it("the same MLP at batch 64: the kernels are split instead, and the weights are bit-identical", async () => {
     const epochs = 3;
     const [one, two] = await runBoth(w1Config(digits, { epochs, seed: 13 }), epochs);
-    expect(two.metrics.map((m: any) => [m.train_loss, m.val_loss])).toEqual(one.metrics.map((m: any) => [m.train_loss, m.val_loss]));
-    const cmp = compareWeights(one.weights, two.weights);
-    expect(cmp.differing, `max |diff| ${cmp.maxDiff}`).toBe(0);
-    expectTwoThreadsUsed();
-    expectThreadsEvents(one, two, "kernels");
+    expectKernelsSplitBitIdentical(one, two);
   });
 
   it("dropout and batchnorm: the kernels are split instead, and the weights are bit-identical", async () => {
@@ -159,11 +164,7 @@ describe("threads: 2 against threads: 1", () => {
       },
     });
     const [one, two] = await runBoth(config, epochs);
-    expect(two.metrics.map((m: any) => [m.train_loss, m.val_loss])).toEqual(one.metrics.map((m: any) => [m.train_loss, m.val_loss]));
-    const cmp = compareWeights(one.weights, two.weights);
-    expect(cmp.differing, `max |diff| ${cmp.maxDiff}`).toBe(0);
-    expectTwoThreadsUsed();
-    expectThreadsEvents(one, two, "kernels");
+    expectKernelsSplitBitIdentical(one, two);
   });
 
   it("a small CNN (conv2d, maxpool2d, flatten, dense) matches to float32 rounding", async () => {

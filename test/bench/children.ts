@@ -176,14 +176,6 @@ export function runOne(request: ChildRequest, timeoutMs: number): Promise<ChildR
   return startChild(request, timeoutMs).result;
 }
 
-/** Several children at the same time: each warms up, then they time every run together. */
-export async function runTogether(requests: ChildRequest[], timeoutMs: number): Promise<ChildResult[]> {
-  const children = requests.map((r) => startChild({ ...r, barrier: true }, timeoutMs));
-  const runs = requests[0]?.plan.runs ?? 0;
-  for (let r = 0; r < runs; r++) await runGroup(children);
-  return Promise.all(children.map((c) => c.result));
-}
-
 /** One timed run of a group of barrier children, all at once; each one's samples/s (null: it died). */
 export async function runGroup(children: RunningChild[]): Promise<(number | null)[]> {
   await Promise.all(children.map((c) => c.ready()));

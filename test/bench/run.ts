@@ -206,12 +206,13 @@ async function ceiling(id: WorkloadId, ours1: Row, ours2: Row | null): Promise<C
   // Round -1 is not counted: the three warmed up at the same time on two cores, so each did less
   // warm-up than a lone process does.
   for (let r = -1; r < rounds; r++) {
-    const twoFirst = threaded !== null && r % 2 === 1;
-    const twoRun = twoFirst ? (await runGroup([threaded]))[0] : null;
+    const twoFirst = r % 2 === 1;
+    let two: number | null = null;
+    if (threaded && twoFirst) [two] = await runGroup([threaded]);
     const pairRuns = await runGroup(pair);
-    const twoAfter = threaded !== null && !twoFirst ? (await runGroup([threaded]))[0] : null;
+    if (threaded && !twoFirst) [two] = await runGroup([threaded]);
     if (pairRuns.some((v) => v === null)) break;
-    if (r >= 0) perRound.push({ pair: pairRuns as number[], two: twoFirst ? twoRun : twoAfter });
+    if (r >= 0) perRound.push({ pair: pairRuns as number[], two });
   }
   const children = [...pair, ...(threaded ? [threaded] : [])];
   // A child that died ended the rounds early: the others would wait at their barrier for ever.

@@ -9,7 +9,26 @@ import { MAX_ARGS, TASK_QUIT, TASK_REPLICA_BUILD, TASK_REPLICA_STEP, type Replic
 import { adoptArena, arenaAddress, withArenaRegion } from "../src/trainer/wasm/arena.js";
 import { instantiateKernels, useKernels } from "../src/trainer/wasm/instance.js";
 import { rangePasses, runRangeTask } from "../src/trainer/wasm/wasm-kernels.js";
-import { controlLength, fargsView, resultsView, CTRL_ARGS, CTRL_ERRORS, CTRL_GEN, CTRL_PENDING, CTRL_MAIN_WAITING, CTRL_SLEEPERS, CTRL_SLOTS, CTRL_TASK, HELPER_SPIN_MS, spinWhile, type HelperData } from "./kernel-pool.js";
+import {
+  claimRange,
+  controlLength,
+  ctrlSlots,
+  fargsView,
+  rangeDone,
+  resultsView,
+  CTRL_ARGS,
+  CTRL_BOUNDS,
+  CTRL_CHUNKS,
+  CTRL_ERRORS,
+  CTRL_GEN,
+  CTRL_SLEEPERS,
+  CTRL_TASK,
+  CTRL_TICKET,
+  FIXED_TICKET,
+  HELPER_SPIN_MS,
+  spinWhile,
+  type HelperData,
+} from "./kernel-pool.js";
 
 const { module, memory, controlAt, helpers, index, heapAt, heapBytes } = workerData as HelperData;
 adoptArena(memory, heapAt, heapBytes);
@@ -20,7 +39,7 @@ const control = new Int32Array(memory.buffer, controlAt, controlLength(helpers))
 const args = control.subarray(CTRL_ARGS, CTRL_ARGS + MAX_ARGS);
 const fargs = fargsView(control);
 const results = resultsView(control, helpers);
-const slot = CTRL_SLOTS + 4 * index;
+const slot = ctrlSlots(helpers) + 2 * index;
 /** This helper's replica of the model being trained (data-parallel steps), once built. */
 let replica: ReplicaRunner | null = null;
 
@@ -46,7 +65,7 @@ function runTask(task: number, r0: number, r1: number): void {
     if (!replica) throw new Error("no replica was built");
     results[index] = r1 > r0 ? replica.step(args[0], args[1], r0, r1, args[2]) : 0;
   } else if (r1 > r0) {
-    runRangeTask(w, passes, task, args, fargs, r0, r1, control[slot + 2], control[slot + 3]);
+    runRangeTask(w, passes, task, args, fargs, r0, r1, control[slot], control[slot + 1]);
   }
 }
 
@@ -63,14 +82,30 @@ for (;;) {
     continue;
   }
   seen = gen;
-  const task = control[CTRL_TASK];
-  if (task === TASK_QUIT) break;
+  if (control[CTRL_TASK] === TASK_QUIT) break;
+  // The task is read only once the ticket shows that it is still running: a helper that wakes late
+  // may find a later task being written.
+  const t = Atomics.load(control, CTRL_TICKET);
+  if (t >>> 8 !== (gen & 0xffffff)) continue;
+  if ((t & 0xff) === FIXED_TICKET) {
+    // This helper's own range (the training thread waits for it, so the task is still this one).
+    runRange(control[CTRL_TASK], index + 1);
+  } else {
+    // Ranges until none is left (the task is read after each claim: a claim only succeeds while
+    // the task it was made for is still running).
+    for (let at = claimRange(control, gen); at >= 0; at = claimRange(control, gen)) runRange(control[CTRL_TASK], at);
+  }
+}
+
+/** Runs range `at` of the current task and counts it done, whatever happens. */
+function runRange(task: number, at: number): void {
+  const chunks = control[CTRL_CHUNKS];
   try {
-    runTask(task, control[slot], control[slot + 1]);
+    runTask(task, control[CTRL_BOUNDS + at], control[CTRL_BOUNDS + at + 1]);
   } catch (err) {
     Atomics.add(control, CTRL_ERRORS, 1);
     parentPort!.postMessage({ error: err instanceof Error ? err.message : String(err) });
   } finally {
-    if (Atomics.sub(control, CTRL_PENDING, 1) === 1 && Atomics.load(control, CTRL_MAIN_WAITING) !== 0) Atomics.notify(control, CTRL_PENDING);
+    rangeDone(control, chunks);
   }
 }

@@ -7,42 +7,93 @@
 // comes by message, the replica's buffers from an arena region the training thread reserved, and each
 // helper writes its result (a loss part, an address) to its float64 slot of the control block.
 //
-// Coordination is a small Int32Array control block in the arena, with Atomics: the training thread
-// writes the work descriptor (task id, integer and float64 arguments, one range per helper), sets
-// `pending` to the number of helpers and bumps the generation counter (Atomics.notify only when a
-// helper sleeps); each helper, waiting on the generation (a spin of up to HELPER_SPIN_MS, then
-// Atomics.wait), runs its range, decrements `pending` and, when it was the last and the training
-// thread sleeps, notifies. The training thread computes its own range meanwhile, then waits (a spin
-// of up to MAIN_SPIN_MS, then Atomics.wait) for `pending` to reach 0. Helpers never allocate: their GEMM work areas and scratch areas are
+// Coordination is a small Int32Array control block in the arena, with Atomics. The training thread
+// writes the work descriptor (task id, integer and float64 arguments, the ranges' bounds), resets
+// the count of ranges done, stores the task's ticket (its generation and the next range to claim)
+// and bumps the generation counter (Atomics.notify only when a helper sleeps). Each helper waits on
+// the generation (a spin of up to HELPER_SPIN_MS, then Atomics.wait), then claims ranges by
+// compare-and-swap on the ticket until none is left, counting each one done; the training thread
+// claims and computes ranges the same way, then waits (a spin of up to MAIN_SPIN_MS, then
+// Atomics.wait) until all are done. A helper that wakes late finds nothing left and goes back to
+// waiting: the training thread never waits for a helper that has claimed nothing. The ticket
+// carries the generation so that a helper waking very late cannot claim a range of a later task
+// with the earlier task in mind. Helpers never allocate: their GEMM work areas and scratch areas are
 // allocated here, on the training thread, from the arena.
 import { Worker } from "node:worker_threads";
-import { MAX_ARGS, MAX_FARGS, parallelExecutor, rangeStart, setParallelExecutor, TASK_QUIT, type ParallelExecutor, type ReplicaRequest } from "../src/trainer/parallel.js";
+import {
+  chunkBounds,
+  fixedRanges,
+  MAX_ARGS,
+  MAX_FARGS,
+  parallelExecutor,
+  rangeStart,
+  setParallelExecutor,
+  TASK_QUIT,
+  type ParallelExecutor,
+  type ReplicaRequest,
+} from "../src/trainer/parallel.js";
 import { allocFloat32, allocInt32, arenaAddress, arenaAddressInt32, arenaMemory } from "../src/trainer/wasm/arena.js";
 import { kernelExports, kernelsModule } from "../src/trainer/wasm/instance.js";
 
 // The control block's layout (int32 indices).
 /** Generation counter: bumped for every task. */
 export const CTRL_GEN = 0;
-/** Helpers still working on the current task. */
-export const CTRL_PENDING = 1;
+/** Ranges of the current task done (by any thread). */
+export const CTRL_DONE = 1;
 /** The current task's id (parallel.ts's TASK_*). */
 export const CTRL_TASK = 2;
 /** Helper ranges that threw (reported to the training thread by finish()). */
 export const CTRL_ERRORS = 3;
 /** Helpers asleep in Atomics.wait (or about to be): start() only notifies when there are any. */
 export const CTRL_SLEEPERS = 4;
-/** 1 while the training thread sleeps in finish(): the last helper only notifies then. */
+/** 1 while the training thread sleeps in finish(): the thread that completes the last range only
+ *  notifies then. */
 export const CTRL_MAIN_WAITING = 5;
+/** The ticket: the task's generation (low 24 bits) times 256, plus the next range to claim. */
+export const CTRL_TICKET = 6;
+/** How many ranges the current task has. */
+export const CTRL_CHUNKS = 7;
 /** The task's arguments: MAX_ARGS values. */
 export const CTRL_ARGS = 8;
 /** The task's float64 arguments: MAX_FARGS values (2 int32 slots each; 8-byte aligned, as the
  *  block is 64-byte aligned and CTRL_ARGS + MAX_ARGS is even). */
 export const CTRL_FARGS = CTRL_ARGS + MAX_ARGS;
-/** Then 4 values per helper: r0, r1, work area address, scratch area address. */
-export const CTRL_SLOTS = CTRL_FARGS + 2 * MAX_FARGS;
-/** Then one float64 result per helper (2 int32 slots each; 8-byte aligned, as CTRL_SLOTS is even). */
-export const ctrlResults = (helpers: number): number => CTRL_SLOTS + 4 * helpers;
+/** Then the ranges' bounds: threads + 1 values (an even count of slots). */
+export const CTRL_BOUNDS = CTRL_FARGS + 2 * MAX_FARGS;
+const boundsLength = (helpers: number): number => 2 * Math.ceil((helpers + 2) / 2);
+/** Then 2 values per helper: its work area's address, its scratch area's address. */
+export const ctrlSlots = (helpers: number): number => CTRL_BOUNDS + boundsLength(helpers);
+/** Then one float64 result per helper (2 int32 slots each; 8-byte aligned, as every part before is even). */
+export const ctrlResults = (helpers: number): number => ctrlSlots(helpers) + 2 * helpers;
 export const controlLength = (helpers: number): number => ctrlResults(helpers) + 2 * helpers;
+/** The ticket's second part for a task with fixed ranges (parallel.ts: fixedRanges): nothing to
+ *  claim, each helper takes its own range. */
+export const FIXED_TICKET = 0xff;
+/** The ticket of generation `gen` with `next` ranges claimed. */
+export const ticket = (gen: number, next: number): number => (((gen & 0xffffff) << 8) | next) | 0;
+
+/**
+ * Claims the next range of generation `gen`'s task: its index, or -1 when none is left or a later
+ * task has started. (The ticket's generation is checked in the same compare-and-swap that claims.)
+ */
+export function claimRange(control: Int32Array, gen: number): number {
+  for (;;) {
+    const t = Atomics.load(control, CTRL_TICKET);
+    if (t >>> 8 !== (gen & 0xffffff)) return -1;
+    const next = t & 0xff;
+    if (next >= Atomics.load(control, CTRL_CHUNKS)) return -1;
+    if (Atomics.compareExchange(control, CTRL_TICKET, t, t + 1) === t) return next;
+  }
+}
+
+/** Counts one range of a task of `chunks` ranges done; wakes the training thread if that was the
+ *  last and it sleeps. */
+export function rangeDone(control: Int32Array, chunks: number): void {
+  if (Atomics.add(control, CTRL_DONE, 1) + 1 === chunks && Atomics.load(control, CTRL_MAIN_WAITING) !== 0) Atomics.notify(control, CTRL_DONE);
+}
+
+/** Most threads a pool runs (a task's ranges are counted in the ticket's low 8 bits). */
+export const MAX_THREADS = 64;
 /** Arena bytes reserved for each helper's own allocations for its life, besides its kernels' GEMM
  *  work area (which it allocates when it trains a replica): their staging buffers, if ever needed. A
  *  helper never allocates elsewhere, except inside a replica's region. */
@@ -127,6 +178,19 @@ export class KernelPool implements ParallelExecutor {
   private areaFloats = 0;
   private closed = false;
   private helperError: string | null = null;
+  /** The ranges' bounds in the control block. */
+  private readonly bounds: Int32Array;
+  /** The current task: its generation, ranges, and whether they are fixed (one per thread). */
+  private gen = 0;
+  private chunks = 0;
+  private fixed = false;
+  /** Whether this thread holds a claimed range not yet counted done, and whether it took its own (range 0). */
+  private holding = false;
+  private tookOwn = false;
+  from = 0;
+  to = 0;
+  /** Ranges this thread has taken that were meant for a helper (none had claimed them yet). */
+  taken = 0;
 
   /** Starts `threads - 1` helpers (none when the WebAssembly kernels are unavailable: then threads
    *  is 1 and nothing is installed). */
@@ -134,12 +198,13 @@ export class KernelPool implements ParallelExecutor {
     const module = kernelsModule();
     const memory = arenaMemory();
     const exports = kernelExports();
-    const helpers = module && memory && exports ? Math.max(0, Math.floor(threads) - 1) : 0;
+    const helpers = module && memory && exports ? Math.max(0, Math.min(MAX_THREADS, Math.floor(threads)) - 1) : 0;
     this.threads = helpers + 1;
     this.control = helpers > 0 ? allocInt32(controlLength(helpers)) : new Int32Array(controlLength(0));
     this.args = this.control.subarray(CTRL_ARGS, CTRL_ARGS + MAX_ARGS);
     this.fargs = fargsView(this.control);
     this.results = resultsView(this.control, helpers);
+    this.bounds = this.control.subarray(CTRL_BOUNDS, CTRL_BOUNDS + helpers + 2);
     const controlAt = helpers > 0 ? arenaAddressInt32(this.control) : -1;
     if (helpers === 0 || controlAt < 0) {
       this.threads = 1;
@@ -150,7 +215,7 @@ export class KernelPool implements ParallelExecutor {
     for (let i = 0; i < helpers; i++) {
       const work = allocFloat32(exports!.gemm_work_bytes() / 4);
       this.works.push(work);
-      this.control[CTRL_SLOTS + 4 * i + 2] = arenaAddress(work);
+      this.control[ctrlSlots(helpers) + 2 * i] = arenaAddress(work);
       const heapBytes = exports!.gemm_work_bytes() + HELPER_HEAP_EXTRA_BYTES;
       const heap = allocFloat32(heapBytes / 4);
       this.heaps.push(heap);
@@ -180,38 +245,78 @@ export class KernelPool implements ParallelExecutor {
     setParallelExecutor(this);
   }
 
-  start(task: number, total: number, align: number, areaFloats: number): number {
+  start(task: number, total: number, align: number, areaFloats: number): void {
     const n = this.threads;
     if (areaFloats > this.areaFloats) this.growAreas(areaFloats);
     const c = this.control;
-    for (let i = 1; i < n; i++) {
-      const slot = CTRL_SLOTS + 4 * (i - 1);
-      c[slot] = rangeStart(total, n, align, i);
-      c[slot + 1] = rangeStart(total, n, align, i + 1);
+    const bounds = this.bounds;
+    this.fixed = fixedRanges(task);
+    if (this.fixed) {
+      for (let i = 0; i <= n; i++) bounds[i] = rangeStart(total, n, align, i);
+      this.chunks = n;
+    } else {
+      this.chunks = chunkBounds(total, align, n, bounds);
     }
+    // This thread's own range is range 0, taken before the helpers may claim: the ticket starts at 1.
+    this.gen = (this.gen + 1) | 0;
+    this.holding = false;
+    // (With nothing to split, there is no own range to take.)
+    this.tookOwn = this.chunks === 0;
     c[CTRL_TASK] = task;
-    Atomics.store(c, CTRL_PENDING, n - 1);
-    Atomics.add(c, CTRL_GEN, 1);
+    c[CTRL_CHUNKS] = this.chunks;
+    Atomics.store(c, CTRL_DONE, 0);
+    Atomics.store(c, CTRL_TICKET, ticket(this.gen, this.fixed ? FIXED_TICKET : 1));
+    Atomics.store(c, CTRL_GEN, this.gen);
     // A helper announces itself in CTRL_SLEEPERS before it looks at the generation one last time
     // and sleeps; this thread bumped the generation before looking at CTRL_SLEEPERS (both
     // sequentially consistent): so either the helper sees the new generation, or this sees it.
     if (Atomics.load(c, CTRL_SLEEPERS) !== 0) Atomics.notify(c, CTRL_GEN);
-    return rangeStart(total, n, align, 1);
+  }
+
+  claim(): boolean {
+    const c = this.control;
+    if (this.holding) {
+      this.holding = false;
+      rangeDone(c, this.chunks);
+    }
+    let index = 0;
+    if (!this.tookOwn) this.tookOwn = true;
+    else if (this.fixed) return false;
+    else {
+      index = claimRange(c, this.gen);
+      if (index < 0) return false;
+      this.taken++;
+    }
+    this.holding = true;
+    this.from = this.bounds[index];
+    this.to = this.bounds[index + 1];
+    return true;
   }
 
   finish(): void {
     const c = this.control;
-    let pending = Atomics.load(c, CTRL_PENDING);
-    while (pending !== 0) {
-      // (Pending only goes down: spinWhile returns when it changes, so look again until 0.)
-      pending = spinWhile(c, CTRL_PENDING, pending, MAIN_SPIN_MS);
-      if (pending === 0) break;
+    if (this.holding) {
+      this.holding = false;
+      rangeDone(c, this.chunks);
+    }
+    // This thread's own range counts done even when it was never taken (when the caller threw
+    // first, or has nothing to do itself: a replica build's range 0).
+    if (!this.tookOwn) {
+      this.tookOwn = true;
+      rangeDone(c, this.chunks);
+    }
+    const chunks = this.chunks;
+    let done = Atomics.load(c, CTRL_DONE);
+    while (done !== chunks) {
+      // (Done only goes up: spinWhile returns when it changes, so look again until all are done.)
+      done = spinWhile(c, CTRL_DONE, done, MAIN_SPIN_MS);
+      if (done === chunks) break;
       // The same handshake as start()'s, the other way round.
       Atomics.store(c, CTRL_MAIN_WAITING, 1);
-      pending = Atomics.load(c, CTRL_PENDING);
-      if (pending !== 0) Atomics.wait(c, CTRL_PENDING, pending);
+      done = Atomics.load(c, CTRL_DONE);
+      if (done !== chunks) Atomics.wait(c, CTRL_DONE, done);
       Atomics.store(c, CTRL_MAIN_WAITING, 0);
-      pending = Atomics.load(c, CTRL_PENDING);
+      done = Atomics.load(c, CTRL_DONE);
     }
     if (Atomics.load(c, CTRL_ERRORS) !== 0) {
       Atomics.store(c, CTRL_ERRORS, 0);
@@ -257,7 +362,7 @@ export class KernelPool implements ParallelExecutor {
       const at = arenaAddress(area);
       if (at < 0) throw new Error("kernel pool: the arena is full");
       this.areas.push(area);
-      this.control[CTRL_SLOTS + 4 * i + 3] = at;
+      this.control[ctrlSlots(n) + 2 * i + 1] = at;
     }
     this.areaFloats = floats;
   }

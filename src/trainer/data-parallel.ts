@@ -254,7 +254,9 @@ class DataParallelPass implements GradientPass {
     args[0] = xAt;
     args[1] = yAt;
     args[2] = rows;
-    const end = ex.start(TASK_REPLICA_STEP, rows, 1, 0);
+    ex.start(TASK_REPLICA_STEP, rows, 1, 0);
+    // Replica steps have fixed ranges (parallel.ts: fixedRanges): this thread's is [0, end).
+    const end = ex.claim() ? ex.to : 0;
     let batchLoss = NaN;
     // This thread's share runs with no executor: its kernels must not hand work to the helpers,
     // which are busy with theirs.
@@ -274,9 +276,9 @@ class DataParallelPass implements GradientPass {
     args[0] = this.gradsAt;
     args[1] = this.replicaGrads.length;
     for (let i = 0; i < this.replicaGrads.length; i++) args[2 + i] = this.replicaGrads[i];
-    const own = ex.start(TASK_ADD_GRADS, count, 16, 0);
+    ex.start(TASK_ADD_GRADS, count, 16, 0);
     try {
-      addReplicaGrads(this.w, args, 0, own);
+      while (ex.claim()) addReplicaGrads(this.w, args, ex.from, ex.to);
     } finally {
       ex.finish();
     }

@@ -6,14 +6,18 @@
 // hand ranges of a large product or convolution pass to the helpers, as described here.
 //
 // A parallel call fills `args` (the task's integer arguments: arena addresses, strides, sizes), then
-// start() splits [0, total) into one contiguous range per thread, wakes the helpers on ranges 1..N-1
-// and returns the end of range 0, which the calling thread computes itself; finish() then waits for
-// the helpers. Every range runs the same code (wasm-kernels.ts: runRangeTask) on the same module and
-// memory, and each output value is computed by the same operations whatever the split, so results
-// are bit-identical to the single-thread run. Besides the products and convolution passes, the
-// large elementwise passes (relu, max pooling) and the optimizer's loops (SGD's update, the
-// gradient norm's sums of squares, in fixed blocks added in order) are split the same way, so that
-// what stays on the calling thread alone is small: the loss, bias sums, small layers.
+// start() cuts [0, total) into one contiguous range per thread and wakes the helpers. The calling
+// thread computes the first range, each helper claims one of the others (claim()), and a thread that
+// has finished its own claims any range still unclaimed: a helper that the machine is slow to wake
+// (a virtual machine's cores are shared with the host; waking one that sleeps can take hundreds of
+// microseconds) then holds nothing up. finish() waits until every claimed range is done. Every
+// range runs the same code (wasm-kernels.ts: runRangeTask) on the same module and memory, and each
+// output value is computed by the same operations whatever the split and whichever thread computes
+// it, so results are bit-identical to the single-thread run. Besides the products and convolution
+// passes, the large elementwise passes (relu, max pooling) and the optimizer's loops (SGD's update,
+// the gradient norm's sums of squares, in fixed blocks added in order) are split the same way, so
+// that what stays on the calling thread alone is small: the loss, bias sums, small layers. The
+// replica tasks are the exception (fixedRanges): each thread must compute its own range.
 
 import type { LossConfig } from "./schema/loss.js";
 import type { ModelSpec } from "./config.js";
@@ -99,13 +103,22 @@ export interface ParallelExecutor {
   /** The task's float64 arguments (MAX_FARGS), filled by the caller before start(). */
   readonly fargs: Float64Array;
   /**
-   * Splits [0, total) into `threads` ranges whose bounds are multiples of `align` (or total), starts
-   * the helpers on all but the first, and returns the first's end, for the caller to compute. Each
-   * helper has a work area of its own for GEMM packing, and, when `areaFloats` > 0, a scratch area of
-   * at least that many floats (allocated by the caller's thread, never by a helper).
+   * Cuts [0, total) into ranges, one per thread, whose bounds are multiples of `align` (or total),
+   * and wakes the helpers. Each helper
+   * has a work area of its own for GEMM packing, and, when `areaFloats` > 0, a scratch area of at
+   * least that many floats (allocated by the caller's thread, never by a helper).
    */
-  start(task: number, total: number, align: number, areaFloats: number): number;
-  /** Waits until every helper has finished its range (call it even when the own range threw). */
+  start(task: number, total: number, align: number, areaFloats: number): void;
+  /**
+   * The calling thread's next range, in `from` and `to`; false when none is left: first its own,
+   * then any a helper has not claimed (with fixed ranges, only its own). Call it until false,
+   * computing each range.
+   */
+  claim(): boolean;
+  /** The range the last successful claim() gave. */
+  readonly from: number;
+  readonly to: number;
+  /** Waits until every range claimed by any thread is done (call it even when the own range threw). */
   finish(): void;
   /** One float64 per helper, that its task may write (a replica's loss part, its gradients' address). */
   readonly results: Float64Array;
@@ -131,4 +144,26 @@ export function rangeStart(total: number, parts: number, align: number, part: nu
   if (part >= parts) return total;
   const at = Math.ceil(Math.floor((total * part) / parts) / align) * align;
   return Math.min(at, total);
+}
+
+/** Whether each thread of a task has one range of its own, fixed by its place: the replica tasks
+ *  (a replica's rows decide how its gradients are summed, and only it can train on its replica). */
+export function fixedRanges(task: number): boolean {
+  return task === TASK_REPLICA_STEP || task === TASK_REPLICA_BUILD;
+}
+
+/**
+ * Cuts [0, total) into one range per thread (fewer when there are fewer aligned units than threads),
+ * with bounds that are multiples of `align` (or total), writing them to `bounds` (count + 1 values)
+ * and returning the count. The calling thread takes the first; the helpers claim the others, and a
+ * thread that has finished its own claims any still unclaimed.
+ */
+export function chunkBounds(total: number, align: number, threads: number, bounds: Int32Array): number {
+  bounds[0] = 0;
+  let count = 0;
+  for (let i = 1; i <= threads; i++) {
+    const end = rangeStart(total, threads, align, i);
+    if (end > bounds[count]) bounds[++count] = end;
+  }
+  return count;
 }

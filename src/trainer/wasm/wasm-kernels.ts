@@ -368,10 +368,12 @@ export function createWasmKernels(js: Kernels): Kernels {
     const args = ex.args;
     args[0] = a; args[1] = aRow; args[2] = aCol; args[3] = b; args[4] = bRow; args[5] = bCol; args[6] = c; args[7] = ldc;
     args[8] = k; args[9] = n; args[10] = acc; args[11] = m;
-    const end = ex.start(byColumns ? TASK_GEMM_COLUMNS : TASK_GEMM, byColumns ? n : m, 8, 0);
+    ex.start(byColumns ? TASK_GEMM_COLUMNS : TASK_GEMM, byColumns ? n : m, 8, 0);
     try {
-      if (byColumns) gemmColumns(w, a, aRow, aCol, b, bRow, bCol, c, ldc, m, k, acc, 0, end, workAt);
-      else w.gemm(a, aRow, aCol, b, bRow, bCol, c, ldc, 0, end, k, n, acc, workAt);
+      while (ex.claim()) {
+        if (byColumns) gemmColumns(w, a, aRow, aCol, b, bRow, bCol, c, ldc, m, k, acc, ex.from, ex.to, workAt);
+        else w.gemm(a, aRow, aCol, b, bRow, bCol, c, ldc, ex.from, ex.to, k, n, acc, workAt);
+      }
     } finally {
       ex.finish();
     }
@@ -467,9 +469,9 @@ export function createWasmKernels(js: Kernels): Kernels {
       args[0] = inAt; args[1] = weightAt; args[2] = biasAt; args[3] = outAt; args[4] = scratchAt; args[5] = keepPatches ? 1 : 0;
       args[6] = filters;
       setArgsGeometry(args, g);
-      const end = ex.start(TASK_CONV_FORWARD, rows, 1, keepPatches ? 0 : patchFloats(g));
+      ex.start(TASK_CONV_FORWARD, rows, 1, keepPatches ? 0 : patchFloats(g));
       try {
-        p.convForward(inAt, weightAt, biasAt, outAt, scratchAt, keepPatches, filters, g, 0, end, workAt);
+        while (ex.claim()) p.convForward(inAt, weightAt, biasAt, outAt, scratchAt, keepPatches, filters, g, ex.from, ex.to, workAt);
       } finally {
         ex.finish();
       }
@@ -508,16 +510,16 @@ export function createWasmKernels(js: Kernels): Kernels {
         args[0] = gradAt; args[1] = wGradAt; args[2] = bGradAt; args[3] = scratchAt; args[6] = rows; args[7] = filters;
         setArgsGeometry(args, g);
         if (byColumns) {
-          const end = exParams.start(TASK_CONV_PARAM_GRADS_COLUMNS, patch, 8, 0);
+          exParams.start(TASK_CONV_PARAM_GRADS_COLUMNS, patch, 8, 0);
           try {
-            p.convParamGradsColumns(gradAt, wGradAt, bGradAt, scratchAt, rows, filters, g, 0, end, workAt);
+            while (exParams.claim()) p.convParamGradsColumns(gradAt, wGradAt, bGradAt, scratchAt, rows, filters, g, exParams.from, exParams.to, workAt);
           } finally {
             exParams.finish();
           }
         } else {
-          const end = exParams.start(TASK_CONV_PARAM_GRADS, filters, 4, 0);
+          exParams.start(TASK_CONV_PARAM_GRADS, filters, 4, 0);
           try {
-            p.convParamGrads(gradAt, wGradAt, bGradAt, scratchAt, true, 0, rows, filters, g, 0, end, workAt);
+            while (exParams.claim()) p.convParamGrads(gradAt, wGradAt, bGradAt, scratchAt, true, 0, rows, filters, g, exParams.from, exParams.to, workAt);
           } finally {
             exParams.finish();
           }
@@ -531,9 +533,9 @@ export function createWasmKernels(js: Kernels): Kernels {
       const args = ex.args;
       args[0] = gradAt; args[1] = weightAt; args[2] = inGradAt; args[7] = filters;
       setArgsGeometry(args, g);
-      const end = ex.start(TASK_CONV_INPUT_GRADS, rows, 1, patchFloats(g));
+      ex.start(TASK_CONV_INPUT_GRADS, rows, 1, patchFloats(g));
       try {
-        p.convInputGrads(gradAt, weightAt, inGradAt, scratchAt, filters, g, 0, end, workAt);
+        while (ex.claim()) p.convInputGrads(gradAt, weightAt, inGradAt, scratchAt, filters, g, ex.from, ex.to, workAt);
       } finally {
         ex.finish();
       }
@@ -554,9 +556,9 @@ export function createWasmKernels(js: Kernels): Kernels {
       const args = ex.args;
       args[0] = inAt; args[1] = outAt; args[2] = argmaxAt; args[3] = g.height; args[4] = g.width; args[5] = g.outHeight;
       args[6] = g.outWidth;
-      const end = ex.start(TASK_MAX_POOL, planes, 1, 0);
+      ex.start(TASK_MAX_POOL, planes, 1, 0);
       try {
-        w.max_pool_2x2(inAt, outAt, argmaxAt, 0, end, g.height, g.width, g.outHeight, g.outWidth);
+        while (ex.claim()) w.max_pool_2x2(inAt, outAt, argmaxAt, ex.from, ex.to, g.height, g.width, g.outHeight, g.outWidth);
       } finally {
         ex.finish();
       }
@@ -575,9 +577,9 @@ export function createWasmKernels(js: Kernels): Kernels {
       if (!ex || planes < 2) return w.max_pool_backward(outAt, argmaxAt, gradAt, 0, count, 0, planes * inPlane);
       const args = ex.args;
       args[0] = outAt; args[1] = argmaxAt; args[2] = gradAt; args[3] = inPlane; args[4] = outPlane;
-      const end = ex.start(TASK_MAX_POOL_BACKWARD, planes, 1, 0);
+      ex.start(TASK_MAX_POOL_BACKWARD, planes, 1, 0);
       try {
-        w.max_pool_backward(outAt, argmaxAt, gradAt, 0, end * outPlane, 0, end * inPlane);
+        while (ex.claim()) w.max_pool_backward(outAt, argmaxAt, gradAt, ex.from * outPlane, ex.to * outPlane, ex.from * inPlane, ex.to * inPlane);
       } finally {
         ex.finish();
       }
@@ -589,9 +591,9 @@ export function createWasmKernels(js: Kernels): Kernels {
       const ex = valueSplitter(count);
       if (!ex) return w.relu(at, count);
       ex.args[0] = at;
-      const end = ex.start(TASK_RELU, count, 16, 0);
+      ex.start(TASK_RELU, count, 16, 0);
       try {
-        w.relu(at, end);
+        while (ex.claim()) w.relu(at + 4 * ex.from, ex.to - ex.from);
       } finally {
         ex.finish();
       }
@@ -604,9 +606,9 @@ export function createWasmKernels(js: Kernels): Kernels {
       const ex = valueSplitter(count);
       if (!ex) return w.relu_backward(yAt, gradAt, count);
       ex.args[0] = yAt; ex.args[1] = gradAt;
-      const end = ex.start(TASK_RELU_BACKWARD, count, 16, 0);
+      ex.start(TASK_RELU_BACKWARD, count, 16, 0);
       try {
-        w.relu_backward(yAt, gradAt, end);
+        while (ex.claim()) w.relu_backward(yAt + 4 * ex.from, gradAt + 4 * ex.from, ex.to - ex.from);
       } finally {
         ex.finish();
       }
@@ -637,9 +639,9 @@ export function createWasmKernels(js: Kernels): Kernels {
       if (!ex || blocks < 2) w.sum_squares_blocks(at, count, 0, blocks, outAt);
       else {
         ex.args[0] = at; ex.args[1] = count; ex.args[2] = outAt;
-        const end = ex.start(TASK_SUM_SQUARES, blocks, 1, 0);
+        ex.start(TASK_SUM_SQUARES, blocks, 1, 0);
         try {
-          w.sum_squares_blocks(at, count, 0, end, outAt);
+          while (ex.claim()) w.sum_squares_blocks(at, count, ex.from, ex.to, outAt);
         } finally {
           ex.finish();
         }
@@ -668,9 +670,9 @@ export function createWasmKernels(js: Kernels): Kernels {
       args[0] = wAt; args[1] = gAt; args[2] = vAt; args[3] = nesterov ? 1 : 0;
       const f = ex.fargs;
       f[0] = lr; f[1] = momentum; f[2] = decay;
-      const end = ex.start(TASK_SGD, count, 16, 0);
+      ex.start(TASK_SGD, count, 16, 0);
       try {
-        w.sgd_update(wAt, gAt, vAt, 0, end, lr, momentum, decay, nesterov ? 1 : 0);
+        while (ex.claim()) w.sgd_update(wAt, gAt, vAt, ex.from, ex.to, lr, momentum, decay, nesterov ? 1 : 0);
       } finally {
         ex.finish();
       }
@@ -689,9 +691,9 @@ export function createWasmKernels(js: Kernels): Kernels {
       args[0] = wAt; args[1] = gAt; args[2] = mAt; args[3] = vAt; args[4] = decoupled;
       const f = ex.fargs;
       f[0] = s.beta1; f[1] = s.beta2; f[2] = s.eps; f[3] = s.l2; f[4] = s.shrink; f[5] = s.stepSize; f[6] = s.correction2;
-      const end = ex.start(TASK_ADAM, count, 16, 0);
+      ex.start(TASK_ADAM, count, 16, 0);
       try {
-        w.adam_update(wAt, gAt, mAt, vAt, 0, end, s.beta1, s.beta2, s.eps, s.l2, s.shrink, decoupled, s.stepSize, s.correction2);
+        while (ex.claim()) w.adam_update(wAt, gAt, mAt, vAt, ex.from, ex.to, s.beta1, s.beta2, s.eps, s.l2, s.shrink, decoupled, s.stepSize, s.correction2);
       } finally {
         ex.finish();
       }

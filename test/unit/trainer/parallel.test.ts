@@ -2,10 +2,11 @@
 // memory must give bit-identical weights to the single-thread run.
 import { afterAll, describe, expect, it } from "vitest";
 import { buildModel, createLoss, createOptimizer, modelSchema, optimizerSchema } from "../../../src/trainer/index.js";
-import { parallelExecutor, rangeStart } from "../../../src/trainer/parallel.js";
-import { kernelsChoice } from "../../../src/trainer/kernels.js";
+import { chunkBounds, parallelExecutor, rangeStart } from "../../../src/trainer/parallel.js";
+import { kernels, kernelsChoice } from "../../../src/trainer/kernels.js";
+import { allocFloat32 } from "../../../src/trainer/wasm/arena.js";
 import { inputWidth, syntheticData, targetWidth, WORKLOADS, type Workload } from "../../bench/workloads.js";
-import { startKernelPool, type KernelPool } from "../../../workers/kernel-pool.js";
+import { claimRange, CTRL_CHUNKS, CTRL_TICKET, controlLength, FIXED_TICKET, startKernelPool, ticket, type KernelPool } from "../../../workers/kernel-pool.js";
 import { jobThreads } from "../../../src/config.js";
 
 const STEPS = 4;
@@ -56,6 +57,72 @@ describe("parallel kernels", () => {
     expect([0, 1, 2, 3].map((i) => rangeStart(10, 3, 4, i))).toEqual([0, 4, 8, 10]);
     expect([0, 1, 2].map((i) => rangeStart(3, 2, 8, i))).toEqual([0, 3, 3]);
   });
+
+  it("cuts one range per thread, skipping empty ones", () => {
+    const bounds = new Int32Array(8);
+    const cut = (total: number, align: number, threads: number) => Array.from(bounds.subarray(0, chunkBounds(total, align, threads, bounds) + 1));
+    expect(cut(64, 8, 2)).toEqual([0, 32, 64]);
+    expect(cut(10, 4, 3)).toEqual([0, 4, 8, 10]);
+    expect(cut(3, 8, 2)).toEqual([0, 3]);
+    expect(cut(16, 8, 4)).toEqual([0, 8, 16]);
+  });
+
+  it("claims each range once, in order, and none of a task that has ended", () => {
+    const control = new Int32Array(controlLength(1));
+    control[CTRL_CHUNKS] = 3;
+    Atomics.store(control, CTRL_TICKET, ticket(7, 1));
+    // Generation 6's helper (woken late) finds nothing; generation 7's gets ranges 1 and 2, then none.
+    expect(claimRange(control, 6)).toBe(-1);
+    expect([claimRange(control, 7), claimRange(control, 7), claimRange(control, 7)]).toEqual([1, 2, -1]);
+    // Generations past 2^24 wrap in the ticket, and still match only their own.
+    Atomics.store(control, CTRL_TICKET, ticket(0x1000005, 0));
+    expect(claimRange(control, 5)).toBe(0);
+    expect(claimRange(control, 0x1000004)).toBe(-1);
+    // Fixed ranges: nothing to claim.
+    Atomics.store(control, CTRL_TICKET, ticket(8, FIXED_TICKET));
+    expect(claimRange(control, 8)).toBe(-1);
+  });
+
+  it("gives the single-thread results through thousands of short tasks back to back (helpers late, asleep, or stealing)", async () => {
+    // Each task is just over the split threshold, so the calling thread often finishes its range
+    // before a helper has woken, and takes the helper's too; some gaps let the helpers fall asleep.
+    const count = (1 << 15) + 48;
+    const params = allocFloat32(count);
+    const grads = allocFloat32(count);
+    const velocity = allocFloat32(count);
+    const run = (): { sums: number[]; params: Float32Array } => {
+      for (let i = 0; i < count; i++) {
+        params[i] = Math.sin(i);
+        grads[i] = Math.cos(3 * i);
+        velocity[i] = 0;
+      }
+      const sums: number[] = [];
+      for (let t = 0; t < 3000; t++) {
+        kernels.sgdUpdate(params, grads, velocity, count, 0.01, 0.9, 0, false);
+        kernels.reluBackward(params, grads, count);
+        sums.push(kernels.sumSquares(params, count));
+        if (t % 500 === 499) {
+          const until = performance.now() + 2;
+          while (performance.now() < until);
+        }
+      }
+      return { sums, params: Float32Array.from(params) };
+    };
+    expect(parallelExecutor()).toBeNull();
+    const single = run();
+    const local = await startKernelPool(2);
+    try {
+      const threaded = run();
+      expect(threaded.sums).toEqual(single.sums);
+      expect(bits(threaded.params)).toEqual(bits(single.params));
+      // (Most tasks were split as usual; some ranges meant for the helper were taken here.)
+      expect(local.taken).toBeGreaterThan(0);
+      expect(local.taken).toBeLessThan(9000);
+    } finally {
+      await local.close();
+    }
+    expect(parallelExecutor()).toBeNull();
+  }, 60_000);
 
   it("gives bit-identical weights with 2 threads (MLP 784-256-128-10 and the CNN), and shuts down cleanly", async () => {
     expect(kernelsChoice()).toBe("wasm");

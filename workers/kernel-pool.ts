@@ -22,6 +22,7 @@
 import { Worker } from "node:worker_threads";
 import {
   chunkBounds,
+  maxChunks,
   fixedRanges,
   MAX_ARGS,
   MAX_FARGS,
@@ -58,9 +59,9 @@ export const CTRL_ARGS = 8;
 /** The task's float64 arguments: MAX_FARGS values (2 int32 slots each; 8-byte aligned, as the
  *  block is 64-byte aligned and CTRL_ARGS + MAX_ARGS is even). */
 export const CTRL_FARGS = CTRL_ARGS + MAX_ARGS;
-/** Then the ranges' bounds: threads + 1 values (an even count of slots). */
+/** Then the ranges' bounds: up to maxChunks(threads) + 1 values (an even count of slots). */
 export const CTRL_BOUNDS = CTRL_FARGS + 2 * MAX_FARGS;
-const boundsLength = (helpers: number): number => 2 * Math.ceil((helpers + 2) / 2);
+const boundsLength = (helpers: number): number => 2 * Math.ceil((maxChunks(helpers + 1) + 1) / 2);
 /** Then 2 values per helper: its work area's address, its scratch area's address. */
 export const ctrlSlots = (helpers: number): number => CTRL_BOUNDS + boundsLength(helpers);
 /** Then one float64 result per helper (2 int32 slots each; 8-byte aligned, as every part before is even). */
@@ -204,7 +205,7 @@ export class KernelPool implements ParallelExecutor {
     this.args = this.control.subarray(CTRL_ARGS, CTRL_ARGS + MAX_ARGS);
     this.fargs = fargsView(this.control);
     this.results = resultsView(this.control, helpers);
-    this.bounds = this.control.subarray(CTRL_BOUNDS, CTRL_BOUNDS + helpers + 2);
+    this.bounds = this.control.subarray(CTRL_BOUNDS, CTRL_BOUNDS + maxChunks(helpers + 1) + 1);
     const controlAt = helpers > 0 ? arenaAddressInt32(this.control) : -1;
     if (helpers === 0 || controlAt < 0) {
       this.threads = 1;
@@ -245,7 +246,7 @@ export class KernelPool implements ParallelExecutor {
     setParallelExecutor(this);
   }
 
-  start(task: number, total: number, align: number, areaFloats: number): void {
+  start(task: number, total: number, align: number, areaFloats: number, piece = 0): void {
     const n = this.threads;
     if (areaFloats > this.areaFloats) this.growAreas(areaFloats);
     const c = this.control;
@@ -255,7 +256,7 @@ export class KernelPool implements ParallelExecutor {
       for (let i = 0; i <= n; i++) bounds[i] = rangeStart(total, n, align, i);
       this.chunks = n;
     } else {
-      this.chunks = chunkBounds(total, align, n, bounds);
+      this.chunks = chunkBounds(total, align, n, bounds, piece);
     }
     // This thread's own range is range 0, taken before the helpers may claim: the ticket starts at 1.
     this.gen = (this.gen + 1) | 0;

@@ -34,7 +34,7 @@ import type { LossConfig } from "./schema/loss.js";
 import type { ModelSpec } from "./config.js";
 import { allocFloat32, arenaAddress, arenaView, measureAllocations } from "./wasm/arena.js";
 import { kernelExports, type KernelExports } from "./wasm/instance.js";
-import { addReplicaGrads } from "./wasm/wasm-kernels.js";
+import { addReplicaGrads, VALUE_PIECE } from "./wasm/wasm-kernels.js";
 
 /** Whether each row's gradients depend on that row alone, so a batch can be shared out by rows:
  *  no dropout, no batchnorm. */
@@ -276,7 +276,7 @@ class DataParallelPass implements GradientPass {
     args[0] = this.gradsAt;
     args[1] = this.replicaGrads.length;
     for (let i = 0; i < this.replicaGrads.length; i++) args[2 + i] = this.replicaGrads[i];
-    ex.start(TASK_ADD_GRADS, count, 16, 0);
+    ex.start(TASK_ADD_GRADS, count, 16, 0, VALUE_PIECE);
     try {
       while (ex.claim()) addReplicaGrads(this.w, args, ex.from, ex.to);
     } finally {

@@ -103,12 +103,13 @@ export interface ParallelExecutor {
   /** The task's float64 arguments (MAX_FARGS), filled by the caller before start(). */
   readonly fargs: Float64Array;
   /**
-   * Cuts [0, total) into ranges, one per thread, whose bounds are multiples of `align` (or total),
-   * and wakes the helpers. Each helper
+   * Cuts [0, total) into ranges whose bounds are multiples of `align` (or total): one per thread,
+   * and, with `piece` > 0, smaller ones of at least `piece` for whichever thread is free first
+   * (chunkBounds); one per thread for a task with fixedRanges. Wakes the helpers. Each helper
    * has a work area of its own for GEMM packing, and, when `areaFloats` > 0, a scratch area of at
    * least that many floats (allocated by the caller's thread, never by a helper).
    */
-  start(task: number, total: number, align: number, areaFloats: number): void;
+  start(task: number, total: number, align: number, areaFloats: number, piece?: number): void;
   /**
    * The calling thread's next range, in `from` and `to`; false when none is left: first its own,
    * then any a helper has not claimed (with fixed ranges, only its own). Call it until false,
@@ -152,17 +153,36 @@ export function fixedRanges(task: number): boolean {
   return task === TASK_REPLICA_STEP || task === TASK_REPLICA_BUILD;
 }
 
+/** With pieces, the share of the work the threads' first ranges take together, in tenths. */
+const FIRST_TENTHS = 7;
+/** Most ranges a task is cut into, for `threads` threads. */
+export const maxChunks = (threads: number): number => 3 * threads;
+
 /**
- * Cuts [0, total) into one range per thread (fewer when there are fewer aligned units than threads),
- * with bounds that are multiples of `align` (or total), writing them to `bounds` (count + 1 values)
- * and returning the count. The calling thread takes the first; the helpers claim the others, and a
- * thread that has finished its own claims any still unclaimed.
+ * Cuts [0, total) into ranges, writing their bounds to `bounds` (count + 1 values; bounds are
+ * multiples of `align`, or total) and returning the count. The first `threads` ranges are one per
+ * thread: the calling thread takes the first, each helper claims one of the others, and a thread
+ * that has finished its own claims any still unclaimed. With `piece` > 0 (a task whose ranges cost
+ * nothing extra to cut: elementwise passes, products whose packed operand is small), those take
+ * FIRST_TENTHS tenths of the work and the rest is cut into up to 2 ranges per thread of at least `piece`,
+ * for whichever thread is free first: a thread the machine slows down for a while then holds the
+ * other up by at most one small range. Without, the threads' ranges cover everything. Fewer ranges
+ * when there are fewer aligned units.
  */
-export function chunkBounds(total: number, align: number, threads: number, bounds: Int32Array): number {
+export function chunkBounds(total: number, align: number, threads: number, bounds: Int32Array, piece = 0): number {
+  const units = Math.ceil(total / align);
+  const pieceUnits = Math.max(1, Math.ceil(piece / align));
+  const rest = units - Math.floor((units * FIRST_TENTHS) / 10);
+  const tail = piece > 0 ? Math.min(2 * threads, Math.floor(rest / pieceUnits)) : 0;
+  const firstUnits = tail > 0 ? units - rest : units;
   bounds[0] = 0;
   let count = 0;
   for (let i = 1; i <= threads; i++) {
-    const end = rangeStart(total, threads, align, i);
+    const end = Math.min(total, Math.ceil((firstUnits * i) / threads) * align);
+    if (end > bounds[count]) bounds[++count] = end;
+  }
+  for (let i = 1; i <= tail; i++) {
+    const end = Math.min(total, (firstUnits + Math.round(((units - firstUnits) * i) / tail)) * align);
     if (end > bounds[count]) bounds[++count] = end;
   }
   return count;

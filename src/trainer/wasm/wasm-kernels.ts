@@ -318,6 +318,13 @@ function gemmColumns(
 const PARALLEL_MIN_MACS = 1 << 17;
 /** Elementwise and optimizer passes over fewer values than this stay on one thread. */
 const PARALLEL_MIN_VALUES = 1 << 15;
+/** The smallest extra range (parallel.ts: chunkBounds) of an elementwise pass, in values: cutting
+ *  one costs nothing but a claim. */
+export const VALUE_PIECE = 4096;
+/** The smallest extra range of a product split by rows: each range packs all of B again, which a
+ *  range of 64 rows or more amortizes over 64 multiply-adds per packed value. (A product split by
+ *  columns packs all of A for each range: it is cut into one range per thread only.) */
+export const ROW_PIECE = 64;
 
 /** The executor to split an elementwise pass over `count` values, if any. */
 function valueSplitter(count: number): ParallelExecutor | null {
@@ -368,7 +375,7 @@ export function createWasmKernels(js: Kernels): Kernels {
     const args = ex.args;
     args[0] = a; args[1] = aRow; args[2] = aCol; args[3] = b; args[4] = bRow; args[5] = bCol; args[6] = c; args[7] = ldc;
     args[8] = k; args[9] = n; args[10] = acc; args[11] = m;
-    ex.start(byColumns ? TASK_GEMM_COLUMNS : TASK_GEMM, byColumns ? n : m, 8, 0);
+    ex.start(byColumns ? TASK_GEMM_COLUMNS : TASK_GEMM, byColumns ? n : m, 8, 0, byColumns ? 0 : ROW_PIECE);
     try {
       while (ex.claim()) {
         if (byColumns) gemmColumns(w, a, aRow, aCol, b, bRow, bCol, c, ldc, m, k, acc, ex.from, ex.to, workAt);
@@ -556,7 +563,7 @@ export function createWasmKernels(js: Kernels): Kernels {
       const args = ex.args;
       args[0] = inAt; args[1] = outAt; args[2] = argmaxAt; args[3] = g.height; args[4] = g.width; args[5] = g.outHeight;
       args[6] = g.outWidth;
-      ex.start(TASK_MAX_POOL, planes, 1, 0);
+      ex.start(TASK_MAX_POOL, planes, 1, 0, Math.ceil(VALUE_PIECE / (g.outHeight * g.outWidth)));
       try {
         while (ex.claim()) w.max_pool_2x2(inAt, outAt, argmaxAt, ex.from, ex.to, g.height, g.width, g.outHeight, g.outWidth);
       } finally {
@@ -577,7 +584,7 @@ export function createWasmKernels(js: Kernels): Kernels {
       if (!ex || planes < 2) return w.max_pool_backward(outAt, argmaxAt, gradAt, 0, count, 0, planes * inPlane);
       const args = ex.args;
       args[0] = outAt; args[1] = argmaxAt; args[2] = gradAt; args[3] = inPlane; args[4] = outPlane;
-      ex.start(TASK_MAX_POOL_BACKWARD, planes, 1, 0);
+      ex.start(TASK_MAX_POOL_BACKWARD, planes, 1, 0, Math.ceil(VALUE_PIECE / inPlane));
       try {
         while (ex.claim()) w.max_pool_backward(outAt, argmaxAt, gradAt, ex.from * outPlane, ex.to * outPlane, ex.from * inPlane, ex.to * inPlane);
       } finally {
@@ -591,7 +598,7 @@ export function createWasmKernels(js: Kernels): Kernels {
       const ex = valueSplitter(count);
       if (!ex) return w.relu(at, count);
       ex.args[0] = at;
-      ex.start(TASK_RELU, count, 16, 0);
+      ex.start(TASK_RELU, count, 16, 0, VALUE_PIECE);
       try {
         while (ex.claim()) w.relu(at + 4 * ex.from, ex.to - ex.from);
       } finally {
@@ -606,7 +613,7 @@ export function createWasmKernels(js: Kernels): Kernels {
       const ex = valueSplitter(count);
       if (!ex) return w.relu_backward(yAt, gradAt, count);
       ex.args[0] = yAt; ex.args[1] = gradAt;
-      ex.start(TASK_RELU_BACKWARD, count, 16, 0);
+      ex.start(TASK_RELU_BACKWARD, count, 16, 0, VALUE_PIECE);
       try {
         while (ex.claim()) w.relu_backward(yAt + 4 * ex.from, gradAt + 4 * ex.from, ex.to - ex.from);
       } finally {
@@ -639,7 +646,7 @@ export function createWasmKernels(js: Kernels): Kernels {
       if (!ex || blocks < 2) w.sum_squares_blocks(at, count, 0, blocks, outAt);
       else {
         ex.args[0] = at; ex.args[1] = count; ex.args[2] = outAt;
-        ex.start(TASK_SUM_SQUARES, blocks, 1, 0);
+        ex.start(TASK_SUM_SQUARES, blocks, 1, 0, Math.ceil(VALUE_PIECE / block));
         try {
           while (ex.claim()) w.sum_squares_blocks(at, count, ex.from, ex.to, outAt);
         } finally {
@@ -670,7 +677,7 @@ export function createWasmKernels(js: Kernels): Kernels {
       args[0] = wAt; args[1] = gAt; args[2] = vAt; args[3] = nesterov ? 1 : 0;
       const f = ex.fargs;
       f[0] = lr; f[1] = momentum; f[2] = decay;
-      ex.start(TASK_SGD, count, 16, 0);
+      ex.start(TASK_SGD, count, 16, 0, VALUE_PIECE);
       try {
         while (ex.claim()) w.sgd_update(wAt, gAt, vAt, ex.from, ex.to, lr, momentum, decay, nesterov ? 1 : 0);
       } finally {
@@ -691,7 +698,7 @@ export function createWasmKernels(js: Kernels): Kernels {
       args[0] = wAt; args[1] = gAt; args[2] = mAt; args[3] = vAt; args[4] = decoupled;
       const f = ex.fargs;
       f[0] = s.beta1; f[1] = s.beta2; f[2] = s.eps; f[3] = s.l2; f[4] = s.shrink; f[5] = s.stepSize; f[6] = s.correction2;
-      ex.start(TASK_ADAM, count, 16, 0);
+      ex.start(TASK_ADAM, count, 16, 0, VALUE_PIECE);
       try {
         while (ex.claim()) w.adam_update(wAt, gAt, mAt, vAt, ex.from, ex.to, s.beta1, s.beta2, s.eps, s.l2, s.shrink, decoupled, s.stepSize, s.correction2);
       } finally {

@@ -6,11 +6,13 @@
 // hand ranges of a large product or convolution pass to the helpers, as described here.
 //
 // A parallel call fills `args` (the task's integer arguments: arena addresses, strides, sizes), then
-// start() cuts [0, total) into one contiguous range per thread and wakes the helpers. The calling
-// thread computes the first range, each helper claims one of the others (claim()), and a thread that
-// has finished its own claims any range still unclaimed: a helper that the machine is slow to wake
-// (a virtual machine's cores are shared with the host; waking one that sleeps can take hundreds of
-// microseconds) then holds nothing up. finish() waits until every claimed range is done. Every
+// start() cuts [0, total) into ranges (chunkBounds: one per thread, and, for the passes where cutting
+// costs nothing, smaller ones for the end) and wakes the helpers. The calling thread computes the
+// first range, each helper claims one of the others (claim()), and a thread that has finished its
+// own claims any range still unclaimed: a helper that the machine is slow to wake (a virtual
+// machine's cores are shared with the host; waking one that sleeps can take hundreds of
+// microseconds), or slows down for a while, then holds the other up by at most a small range.
+// finish() waits until every claimed range is done. Every
 // range runs the same code (wasm-kernels.ts: runRangeTask) on the same module and memory, and each
 // output value is computed by the same operations whatever the split and whichever thread computes
 // it, so results are bit-identical to the single-thread run. Besides the products and convolution

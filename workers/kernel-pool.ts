@@ -70,12 +70,16 @@ export const controlLength = (helpers: number): number => ctrlResults(helpers) +
 /** The ticket's second part for a task with fixed ranges (parallel.ts: fixedRanges): nothing to
  *  claim, each helper takes its own range. */
 export const FIXED_TICKET = 0xff;
+/** The ticket's second part once a task has ended (start() closes it first thing): nothing to claim. */
+export const CLOSED_TICKET = 0xfe;
 /** The ticket of generation `gen` with `next` ranges claimed. */
 export const ticket = (gen: number, next: number): number => (((gen & 0xffffff) << 8) | next) | 0;
 
 /**
- * Claims the next range of generation `gen`'s task: its index, or -1 when none is left or a later
- * task has started. (The ticket's generation is checked in the same compare-and-swap that claims.)
+ * Claims the next range of generation `gen`'s task: its index, or -1 when none is left, or the task
+ * has ended (start() closes its ticket before writing the next task's count of ranges, so a count
+ * read here that is the next task's comes with a ticket that no longer matches), or a later task has
+ * started. The ticket's generation is checked in the same compare-and-swap that claims.
  */
 export function claimRange(control: Int32Array, gen: number): number {
   for (;;) {
@@ -90,11 +94,11 @@ export function claimRange(control: Int32Array, gen: number): number {
 /** Counts one range of a task of `chunks` ranges done; wakes the training thread if that was the
  *  last and it sleeps. */
 export function rangeDone(control: Int32Array, chunks: number): void {
-  if (Atomics.add(control, CTRL_DONE, 1) + 1 === chunks && Atomics.load(control, CTRL_MAIN_WAITING) !== 0) Atomics.notify(control, CTRL_DONE);
+  if (Atomics.add(control, CTRL_DONE, 1) + 1 >= chunks && Atomics.load(control, CTRL_MAIN_WAITING) !== 0) Atomics.notify(control, CTRL_DONE);
 }
 
 /** Most threads a pool runs (a task's ranges are counted in the ticket's low 8 bits). */
-export const MAX_THREADS = 64;
+export const MAX_THREADS = 64; // maxChunks(64) = 192 ranges: below CLOSED_TICKET
 /** Arena bytes reserved for each helper's own allocations for its life, besides its kernels' GEMM
  *  work area (which it allocates when it trains a replica): their staging buffers, if ever needed. A
  *  helper never allocates elsewhere, except inside a replica's region. */
@@ -250,6 +254,11 @@ export class KernelPool implements ParallelExecutor {
     const n = this.threads;
     if (areaFloats > this.areaFloats) this.growAreas(areaFloats);
     const c = this.control;
+    // Close the last task's ticket before anything of this one is written: a helper that woke late
+    // for it may have read its ticket (all claimed) and be about to read the count of ranges, which
+    // is this task's from the next line on; with the ticket closed its compare-and-swap fails,
+    // instead of claiming a range of a finished task (and counting it done in this one).
+    Atomics.store(c, CTRL_TICKET, ticket(this.gen, CLOSED_TICKET));
     const bounds = this.bounds;
     this.fixed = fixedRanges(task);
     if (this.fixed) {
@@ -264,7 +273,7 @@ export class KernelPool implements ParallelExecutor {
     // (With nothing to split, there is no own range to take.)
     this.tookOwn = this.chunks === 0;
     c[CTRL_TASK] = task;
-    c[CTRL_CHUNKS] = this.chunks;
+    Atomics.store(c, CTRL_CHUNKS, this.chunks);
     Atomics.store(c, CTRL_DONE, 0);
     Atomics.store(c, CTRL_TICKET, ticket(this.gen, this.fixed ? FIXED_TICKET : 1));
     Atomics.store(c, CTRL_GEN, this.gen);
@@ -308,17 +317,20 @@ export class KernelPool implements ParallelExecutor {
     }
     const chunks = this.chunks;
     let done = Atomics.load(c, CTRL_DONE);
-    while (done !== chunks) {
+    while (done < chunks) {
       // (Done only goes up: spinWhile returns when it changes, so look again until all are done.)
       done = spinWhile(c, CTRL_DONE, done, MAIN_SPIN_MS);
-      if (done === chunks) break;
+      if (done >= chunks) break;
       // The same handshake as start()'s, the other way round.
       Atomics.store(c, CTRL_MAIN_WAITING, 1);
       done = Atomics.load(c, CTRL_DONE);
-      if (done !== chunks) Atomics.wait(c, CTRL_DONE, done);
+      if (done < chunks) Atomics.wait(c, CTRL_DONE, done);
       Atomics.store(c, CTRL_MAIN_WAITING, 0);
       done = Atomics.load(c, CTRL_DONE);
     }
+    // Each range is counted once (see start()); a count past the ranges would mean a range was
+    // computed by two threads, or one of another task: say so rather than go on.
+    if (done !== chunks) throw new Error(`kernel pool: ${done} ranges counted done of ${chunks}`);
     if (Atomics.load(c, CTRL_ERRORS) !== 0) {
       Atomics.store(c, CTRL_ERRORS, 0);
       throw new Error(`a kernel helper thread failed${this.helperError ? `: ${this.helperError}` : ""}`);

@@ -7,7 +7,17 @@ import { kernels, kernelsChoice } from "../../../src/trainer/kernels.js";
 import { allocFloat32 } from "../../../src/trainer/wasm/arena.js";
 import { VALUE_PIECE } from "../../../src/trainer/wasm/wasm-kernels.js";
 import { inputWidth, syntheticData, targetWidth, WORKLOADS, type Workload } from "../../bench/workloads.js";
-import { claimRange, CTRL_CHUNKS, CTRL_TICKET, controlLength, FIXED_TICKET, startKernelPool, ticket, type KernelPool } from "../../../workers/kernel-pool.js";
+import {
+  claimRange,
+  CLOSED_TICKET,
+  CTRL_CHUNKS,
+  CTRL_TICKET,
+  controlLength,
+  FIXED_TICKET,
+  startKernelPool,
+  ticket,
+  type KernelPool,
+} from "../../../workers/kernel-pool.js";
 import { jobThreads } from "../../../src/config.js";
 
 const STEPS = 4;
@@ -87,6 +97,15 @@ describe("parallel kernels", () => {
     // Fixed ranges: nothing to claim.
     Atomics.store(control, CTRL_TICKET, ticket(8, FIXED_TICKET));
     expect(claimRange(control, 8)).toBe(-1);
+    // A task that has ended: start() closes its ticket before it writes the next task's count of
+    // ranges, so a helper late for generation 9 (all 2 ranges claimed) that reads the next task's
+    // count (6) claims nothing. (Before the ticket was closed, it claimed "range 2" of the ended
+    // task, counted it done in the next one, and the training thread once waited forever.)
+    control[CTRL_CHUNKS] = 2;
+    Atomics.store(control, CTRL_TICKET, ticket(9, 2));
+    Atomics.store(control, CTRL_TICKET, ticket(9, CLOSED_TICKET));
+    control[CTRL_CHUNKS] = 6;
+    expect(claimRange(control, 9)).toBe(-1);
   });
 
   it("gives the single-thread results through thousands of short tasks back to back (helpers late, asleep, or stealing)", async () => {
@@ -129,6 +148,33 @@ describe("parallel kernels", () => {
       await local.close();
     }
     expect(parallelExecutor()).toBeNull();
+  }, 60_000);
+
+  it("gives the single-thread results through tasks of different counts of ranges back to back", async () => {
+    // A product split by columns (2 ranges), relu (4: with the small end ranges), the sums of
+    // squares, over and over: each task's helper, done with its last range, looks for another just
+    // as the training thread writes the next task's count of ranges (see the closed ticket above).
+    const m = 32, k = 8, n = 1024; // 262,144 multiply-adds: split, by columns (m < n); 2^15 outputs
+    const a = allocFloat32(m * k).map((_, i) => Math.sin(i));
+    const b = allocFloat32(k * n).map((_, i) => Math.cos(i) - 0.1);
+    const c = allocFloat32(m * n);
+    const run = (): Float32Array => {
+      const sums = new Float32Array(3000);
+      for (let t = 0; t < sums.length; t++) {
+        kernels.matmul(a, b, c, m, k, n, null);
+        kernels.relu(c, m * n);
+        sums[t] = kernels.sumSquares(c, m * n);
+      }
+      return sums;
+    };
+    expect(parallelExecutor()).toBeNull();
+    const single = run();
+    const local = await startKernelPool(2);
+    try {
+      expect(bits(run())).toEqual(bits(single));
+    } finally {
+      await local.close();
+    }
   }, 60_000);
 
   it("gives bit-identical weights with 2 threads (MLP 784-256-128-10 and the CNN), and shuts down cleanly", async () => {

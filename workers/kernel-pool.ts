@@ -267,7 +267,6 @@ export class KernelPool implements ParallelExecutor {
     } else {
       this.chunks = chunkBounds(total, align, n, bounds, piece);
     }
-    // This thread's own range is range 0, taken before the helpers may claim: the ticket starts at 1.
     this.gen = (this.gen + 1) | 0;
     this.holding = false;
     // (With nothing to split, there is no own range to take.)
@@ -275,6 +274,7 @@ export class KernelPool implements ParallelExecutor {
     c[CTRL_TASK] = task;
     Atomics.store(c, CTRL_CHUNKS, this.chunks);
     Atomics.store(c, CTRL_DONE, 0);
+    // This thread's own range is range 0, taken before the helpers may claim: the ticket starts at 1.
     Atomics.store(c, CTRL_TICKET, ticket(this.gen, this.fixed ? FIXED_TICKET : 1));
     Atomics.store(c, CTRL_GEN, this.gen);
     // A helper announces itself in CTRL_SLEEPERS before it looks at the generation one last time

@@ -12,14 +12,14 @@
 // own claims any range still unclaimed: a helper that the machine is slow to wake (a virtual
 // machine's cores are shared with the host; waking one that sleeps can take hundreds of
 // microseconds), or slows down for a while, then holds the other up by at most a small range.
-// finish() waits until every claimed range is done. Every
-// range runs the same code (wasm-kernels.ts: runRangeTask) on the same module and memory, and each
-// output value is computed by the same operations whatever the split and whichever thread computes
-// it, so results are bit-identical to the single-thread run. Besides the products and convolution
-// passes, the large elementwise passes (relu, max pooling) and the optimizer's loops (SGD's update,
-// the gradient norm's sums of squares, in fixed blocks added in order) are split the same way, so
-// that what stays on the calling thread alone is small: the loss, bias sums, small layers. The
-// replica tasks are the exception (fixedRanges): each thread must compute its own range.
+// finish() waits until every claimed range is done. Every range runs the same code
+// (wasm-kernels.ts: runRangeTask) on the same module and memory, and each output value is computed
+// by the same operations whatever the split and whichever thread computes it, so results are
+// bit-identical to the single-thread run. Besides the products and convolution passes, the large
+// elementwise passes (relu, max pooling) and the optimizer's loops (SGD's update, the gradient
+// norm's sums of squares, in fixed blocks added in order) are split the same way, so that what
+// stays on the calling thread alone is small: the loss, bias sums, small layers. The replica tasks
+// are the exception (fixedRanges): each thread must compute its own range.
 
 import type { LossConfig } from "./schema/loss.js";
 import type { ModelSpec } from "./config.js";
@@ -166,9 +166,9 @@ export const maxChunks = (threads: number): number => 3 * threads;
  * thread: the calling thread takes the first, each helper claims one of the others, and a thread
  * that has finished its own claims any still unclaimed. With `piece` > 0 (a task whose ranges cost
  * nothing extra to cut: elementwise passes, products whose packed operand is small), those take
- * FIRST_TENTHS tenths of the work and the rest is cut into up to 2 ranges per thread of at least `piece`,
- * for whichever thread is free first: a thread the machine slows down for a while then holds the
- * other up by at most one small range. Without, the threads' ranges cover everything. Fewer ranges
+ * FIRST_TENTHS tenths of the work and the rest is cut into up to 2 ranges per thread of at least
+ * `piece`, for whichever thread is free first: a thread the machine slows down for a while then
+ * holds the other up by at most one small range. Without, the threads' ranges cover everything. Fewer ranges
  * when there are fewer aligned units.
  */
 export function chunkBounds(total: number, align: number, threads: number, bounds: Int32Array, piece = 0): number {

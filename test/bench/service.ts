@@ -184,7 +184,8 @@ async function main(): Promise<void> {
 
   // Only now load the stack helpers: they bring BullMQ, ioredis and Prisma into this process, and
   // merely loading some of those libraries (e.g. semver, ioredis, tslib) makes the trainer's W1 step
-  // about 15% slower in the same process, which would flatter the ratio below.
+  // about 15% slower in the same process, which would understate A and B. (The rounds' bench
+  // figures come from fresh child processes.)
   const { startStack, waitFor, adminQuery } = await import("../helpers/stack.js");
   log("C. Starting a throwaway stack (database, API, worker) ...");
   const stack = await startStack("bench");

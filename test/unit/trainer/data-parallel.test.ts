@@ -6,7 +6,7 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { buildModel, createLoss, createOptimizer, modelSchema, optimizerSchema, type LossConfig } from "../../../src/trainer/index.js";
 import { createGradientPass, forwardMacsPerRow, MIN_PARAM_REUSE, MIN_SHARED_MACS, reusesParams, splitsBatches } from "../../../src/trainer/data-parallel.js";
-import { MAX_ARGS, MAX_FARGS, parallelExecutor, rangeStart, setParallelExecutor, type ParallelExecutor } from "../../../src/trainer/parallel.js";
+import { MAX_ARGS, MAX_FARGS, parallelExecutor, setParallelExecutor, type ParallelExecutor } from "../../../src/trainer/parallel.js";
 import { allocFloat32 } from "../../../src/trainer/wasm/arena.js";
 import { Rng } from "../../../src/trainer/rng.js";
 import { startKernelPool, type KernelPool } from "../../../workers/kernel-pool.js";

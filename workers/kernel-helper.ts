@@ -2,11 +2,12 @@
 // module on the shared arena memory and runs the ranges it is handed until told to quit. It never
 // grows or frees the arena: its GEMM work and scratch areas come in the control block, anything it
 // allocates itself comes from the stretch the pool reserved for it (arena.ts: adoptArena), and a
-// model replica's buffers from the region reserved with the request (data-parallel.ts).
+// model replica's buffers from the region reserved with the request (data-parallel.ts), whose
+// batches come as chunks that any thread may claim.
 import { parentPort, receiveMessageOnPort, workerData } from "node:worker_threads";
 import { ReplicaRunner } from "../src/trainer/data-parallel.js";
 import { MAX_ARGS, TASK_QUIT, TASK_REPLICA_BUILD, TASK_REPLICA_STEP, type ReplicaRequest } from "../src/trainer/parallel.js";
-import { adoptArena, arenaAddress, withArenaRegion } from "../src/trainer/wasm/arena.js";
+import { adoptArena, withArenaRegion } from "../src/trainer/wasm/arena.js";
 import { instantiateKernels, useKernels } from "../src/trainer/wasm/instance.js";
 import { rangePasses, runRangeTask } from "../src/trainer/wasm/wasm-kernels.js";
 import {
@@ -55,15 +56,14 @@ function takeReplicaRequest(): ReplicaRequest {
   }
 }
 
-function runTask(task: number, r0: number, r1: number): void {
+function runTask(task: number, at: number, r0: number, r1: number): void {
   if (task === TASK_REPLICA_BUILD) {
     replica = null;
     const request = takeReplicaRequest();
     replica = ReplicaRunner.build(request, (fn) => withArenaRegion(request.regionAt, request.regionBytes, fn));
-    results[index] = arenaAddress(replica.replica.model.grads as Float32Array);
   } else if (task === TASK_REPLICA_STEP) {
     if (!replica) throw new Error("no replica was built");
-    results[index] = r1 > r0 ? replica.step(args[0], args[1], r0, r1, args[2]) : 0;
+    results[at] = replica.stepChunk(args, at, r0, r1);
   } else if (r1 > r0) {
     runRangeTask(w, passes, task, args, fargs, r0, r1, control[slot], control[slot + 1]);
   }
@@ -101,7 +101,7 @@ for (;;) {
 function runRange(task: number, at: number): void {
   const chunks = control[CTRL_CHUNKS];
   try {
-    runTask(task, control[CTRL_BOUNDS + at], control[CTRL_BOUNDS + at + 1]);
+    runTask(task, at, control[CTRL_BOUNDS + at], control[CTRL_BOUNDS + at + 1]);
   } catch (err) {
     Atomics.add(control, CTRL_ERRORS, 1);
     parentPort!.postMessage({ error: err instanceof Error ? err.message : String(err) });

@@ -3,9 +3,9 @@
 // and convolution passes the training thread hands them (src/trainer/parallel.ts). Results are
 // bit-identical to a single-thread run: every range runs the same code on the same memory, and each
 // output value's operations do not depend on the split. A helper can also keep a replica of the model
-// being trained and train a share of each batch on it (src/trainer/data-parallel.ts): the request
-// comes by message, the replica's buffers from an arena region the training thread reserved, and each
-// helper writes its result (a loss part, an address) to its float64 slot of the control block.
+// being trained and train chunks of each batch on it (src/trainer/data-parallel.ts): the request
+// comes by message, the replica's buffers from an arena region the training thread reserved, and the
+// thread that trains a chunk writes its loss part to that range's float64 result in the control block.
 //
 // Coordination is a small Int32Array control block in the arena, with Atomics. The training thread
 // writes the work descriptor (task id, integer and float64 arguments, the ranges' bounds), resets
@@ -22,7 +22,8 @@
 import { Worker } from "node:worker_threads";
 import {
   chunkBounds,
-  maxChunks,
+  chunkedRanges,
+  maxRanges,
   fixedRanges,
   MAX_ARGS,
   MAX_FARGS,
@@ -59,14 +60,14 @@ export const CTRL_ARGS = 8;
 /** The task's float64 arguments: MAX_FARGS values (2 int32 slots each; 8-byte aligned, as the
  *  block is 64-byte aligned and CTRL_ARGS + MAX_ARGS is even). */
 export const CTRL_FARGS = CTRL_ARGS + MAX_ARGS;
-/** Then the ranges' bounds: up to maxChunks(threads) + 1 values (an even count of slots). */
+/** Then the ranges' bounds: up to maxRanges(threads) + 1 values (an even count of slots). */
 export const CTRL_BOUNDS = CTRL_FARGS + 2 * MAX_FARGS;
-const boundsLength = (helpers: number): number => 2 * Math.ceil((maxChunks(helpers + 1) + 1) / 2);
+const boundsLength = (helpers: number): number => 2 * Math.ceil((maxRanges(helpers + 1) + 1) / 2);
 /** Then 2 values per helper: its work area's address, its scratch area's address. */
 export const ctrlSlots = (helpers: number): number => CTRL_BOUNDS + boundsLength(helpers);
-/** Then one float64 result per helper (2 int32 slots each; 8-byte aligned, as every part before is even). */
+/** Then one float64 result per range (2 int32 slots each; 8-byte aligned, as every part before is even). */
 export const ctrlResults = (helpers: number): number => ctrlSlots(helpers) + 2 * helpers;
-export const controlLength = (helpers: number): number => ctrlResults(helpers) + 2 * helpers;
+export const controlLength = (helpers: number): number => ctrlResults(helpers) + 2 * maxRanges(helpers + 1);
 /** The ticket's second part for a task with fixed ranges (parallel.ts: fixedRanges): nothing to
  *  claim, each helper takes its own range. */
 export const FIXED_TICKET = 0xff;
@@ -98,7 +99,7 @@ export function rangeDone(control: Int32Array, chunks: number): void {
 }
 
 /** Most threads a pool runs (a task's ranges are counted in the ticket's low 8 bits). */
-export const MAX_THREADS = 64; // maxChunks(64) = 192 ranges: below CLOSED_TICKET
+export const MAX_THREADS = 64; // maxRanges(64) = 192 ranges: below CLOSED_TICKET
 /** Arena bytes reserved for each helper's own allocations for its life, besides its kernels' GEMM
  *  work area (which it allocates when it trains a replica): their staging buffers, if ever needed. A
  *  helper never allocates elsewhere, except inside a replica's region. */
@@ -137,9 +138,9 @@ export function fargsView(control: Int32Array): Float64Array {
   return new Float64Array(control.buffer, control.byteOffset + 4 * CTRL_FARGS, MAX_FARGS);
 }
 
-/** The helpers' float64 results of a control block. */
+/** The float64 results of a control block, one per range. */
 export function resultsView(control: Int32Array, helpers: number): Float64Array {
-  return new Float64Array(control.buffer, control.byteOffset + 4 * ctrlResults(helpers), helpers);
+  return new Float64Array(control.buffer, control.byteOffset + 4 * ctrlResults(helpers), maxRanges(helpers + 1));
 }
 
 export interface HelperData {
@@ -194,6 +195,7 @@ export class KernelPool implements ParallelExecutor {
   private tookOwn = false;
   from = 0;
   to = 0;
+  at = 0;
   /** Ranges this thread has taken that were meant for a helper (none had claimed them yet). */
   taken = 0;
 
@@ -209,7 +211,7 @@ export class KernelPool implements ParallelExecutor {
     this.args = this.control.subarray(CTRL_ARGS, CTRL_ARGS + MAX_ARGS);
     this.fargs = fargsView(this.control);
     this.results = resultsView(this.control, helpers);
-    this.bounds = this.control.subarray(CTRL_BOUNDS, CTRL_BOUNDS + maxChunks(helpers + 1) + 1);
+    this.bounds = this.control.subarray(CTRL_BOUNDS, CTRL_BOUNDS + maxRanges(helpers + 1) + 1);
     const controlAt = helpers > 0 ? arenaAddressInt32(this.control) : -1;
     if (helpers === 0 || controlAt < 0) {
       this.threads = 1;
@@ -264,6 +266,10 @@ export class KernelPool implements ParallelExecutor {
     if (this.fixed) {
       for (let i = 0; i <= n; i++) bounds[i] = rangeStart(total, n, align, i);
       this.chunks = n;
+    } else if (chunkedRanges(task)) {
+      this.chunks = Math.min(Math.ceil(total / align), bounds.length - 1);
+      for (let i = 0; i <= this.chunks; i++) bounds[i] = Math.min(total, i * align);
+      bounds[this.chunks] = total;
     } else {
       this.chunks = chunkBounds(total, align, n, bounds, piece);
     }
@@ -298,6 +304,7 @@ export class KernelPool implements ParallelExecutor {
       this.taken++;
     }
     this.holding = true;
+    this.at = index;
     this.from = this.bounds[index];
     this.to = this.bounds[index + 1];
     return true;

@@ -3,20 +3,26 @@
 //
 // With helper threads (parallel.ts: a ParallelExecutor is installed) and a model whose rows are
 // independent of each other, each helper keeps a replica of the model: the same layers over the
-// SAME parameters (in the shared arena), with gradients and activations of its own. A step then
-// wakes the helpers once: each trains its share of the rows on its replica while this thread trains
-// the first share on the model itself, with no hand-off in between; then the replicas' gradients
-// are added into the model's (split over the threads too) and the optimizer steps as usual (its
-// loop split too when large). At most three hand-offs a step instead of one per large kernel, and
-// no activation ever crosses between cores. Batches under MIN_SHARED_MACS stay on one thread, and
-// models that use each parameter fewer than MIN_PARAM_REUSE times a batch (dense nets at batches
-// under 256) keep the single-thread pass with the kernels split, where fewer bytes cross the cores.
+// SAME parameters (in the shared arena), with gradients and activations of its own, sized for one
+// chunk. A step cuts the batch into chunks of rows (chunkRowsFor: by the batch size and the model
+// alone) and wakes the helpers once: this thread trains chunk 0 on the model itself, and then each
+// thread, this one on a replica of its own, claims the next chunk whenever it is free, trains it,
+// and copies its gradients to that chunk's slot. A core the host slows down for a while thus trains
+// fewer chunks instead of holding the other up (measured on W2 with 2 threads: the training thread
+// had waited 1-3 ms of each 12-16 ms step for the helper with one fixed share each; 0.1-0.25 ms with
+// chunks). Then the slots are added into the model's gradients in chunk order (split over the
+// threads too) and the optimizer steps as usual (its loop split too when large). Three hand-offs a
+// step instead of one per large kernel, and no activation ever crosses between cores. Batches under
+// MIN_SHARED_MACS stay on one thread, and models that use each parameter fewer than MIN_PARAM_REUSE
+// times a batch (dense nets at batches under 256) keep the single-thread pass with the kernels
+// split, where fewer bytes cross the cores.
 //
 // The result is the single-thread one to float32 rounding, not bit for bit: each row's loss
 // gradient is the same value (Loss.evaluate's meanRows), but a weight's gradient is a sum over the
-// rows, and it is now added up in parts. Models with dropout (masks drawn in row order from the
-// model's stream) or batchnorm (statistics of the whole batch) keep the single-thread pass, where
-// the kernels split the large products instead, bit for bit.
+// rows, and it is now added up chunk by chunk. Which thread trains a chunk changes nothing, so the
+// result is the same bit for bit for any number of threads from 2 up. Models with dropout (masks
+// drawn in row order from the model's stream) or batchnorm (statistics of the whole batch) keep the
+// single-thread pass, where the kernels split the large products instead, bit for bit.
 import type { Floats } from "./kernels.js";
 import { createLoss, type Loss } from "./losses.js";
 import { buildModel, type Model } from "./model.js";
@@ -27,6 +33,7 @@ import {
   TASK_REPLICA_BUILD,
   TASK_REPLICA_STEP,
   MAX_ARGS,
+  MAX_REPLICA_CHUNKS,
   type ParallelExecutor,
   type ReplicaRequest,
 } from "./parallel.js";
@@ -111,6 +118,8 @@ export interface Replica {
   model: Model;
   loss: Loss;
   lossGrad: Float32Array;
+  /** Rows its buffers hold: a chunk's. */
+  capacity: number;
 }
 
 /** The replica `request` describes, on the parameters `params`. The training thread builds one
@@ -123,15 +132,17 @@ export function createReplica(request: ReplicaRequest, params: Float32Array): Re
   });
   model.reserve(request.capacity);
   const lossGrad = allocFloat32(request.capacity * model.outputWidth);
-  return { model, loss: createLoss(request.loss), lossGrad };
+  return { model, loss: createLoss(request.loss), lossGrad, capacity: request.capacity };
 }
 
-/** A helper's side: its replica, and the views of the batch it reads (kept while the batch buffers
- *  and its share of rows stay the same, so that a step allocates nothing). */
+/** A replica at work: the model's on a helper, or the training thread's own for the chunks after
+ *  its first. Keeps its views of the batch's chunks and of their gradient slots (kept while the
+ *  batch buffers stay where they are, so that a step allocates nothing). */
 export class ReplicaRunner {
   private readonly targetWidth: number;
-  private x: Float32Array | null = null;
-  private y: Float32Array | null = null;
+  private readonly xs: (Float32Array | null)[] = [];
+  private readonly ys: (Float32Array | null)[] = [];
+  private readonly slots: (Float32Array | null)[] = [];
 
   constructor(readonly replica: Replica) {
     this.targetWidth = replica.loss.targetWidth(replica.model.outputWidth);
@@ -149,23 +160,29 @@ export class ReplicaRunner {
     return new ReplicaRunner(replica);
   }
 
-  /** Rows [r0, r1) of the batch at xAt, yAt (of `rows` rows): forward, loss, backward. Returns
-   *  this share's part of the batch's mean loss. */
-  step(xAt: number, yAt: number, r0: number, r1: number, rows: number): number {
-    const { model, loss, lossGrad } = this.replica;
+  /** Chunk `at` (>= 1), rows [r0, r1) of the batch TASK_REPLICA_STEP's `args` describe: forward,
+   *  loss, backward, and the chunk's gradients copied to its slot. Returns the chunk's part of the
+   *  batch's mean loss. */
+  stepChunk(args: Int32Array, at: number, r0: number, r1: number): number {
+    const { model, loss, lossGrad, capacity } = this.replica;
     const n = r1 - r0;
-    const x = (this.x = this.view(this.x, xAt + 4 * r0 * model.inputWidth, n * model.inputWidth));
-    const y = (this.y = this.view(this.y, yAt + 4 * r0 * this.targetWidth, n * this.targetWidth));
+    if (at < 1 || n > capacity) throw new Error(`replica: chunk ${at} of ${n} rows cannot be trained here`);
+    const x = this.view(this.xs, at, args[0] + 4 * r0 * model.inputWidth, n * model.inputWidth);
+    const y = this.view(this.ys, at, args[1] + 4 * r0 * this.targetWidth, n * this.targetWidth);
     const output = model.forward(x, n, true);
-    const part = loss.evaluate(output, y, n, model.outputWidth, lossGrad, rows);
+    const part = loss.evaluate(output, y, n, model.outputWidth, lossGrad, args[2]);
     model.backward(lossGrad, n);
+    const grads = model.grads as Float32Array;
+    this.view(this.slots, at, args[3] + 4 * (at - 1) * grads.length, grads.length).set(grads);
     return part;
   }
 
-  private view(kept: Float32Array | null, at: number, length: number): Float32Array {
-    if (kept && kept.byteOffset === at && kept.length === length) return kept;
-    const view = arenaView(at, length);
-    if (!view) throw new Error("replica: the batch is outside the arena");
+  private view(kept: (Float32Array | null)[], at: number, address: number, length: number): Float32Array {
+    const old = kept[at];
+    if (old && old.byteOffset === address && old.length === length) return old;
+    const view = arenaView(address, length);
+    if (!view) throw new Error("replica: the batch or a gradient slot is outside the arena");
+    kept[at] = view;
     return view;
   }
 }
@@ -173,6 +190,30 @@ export class ReplicaRunner {
 /** Arena bytes a replica's region gets beyond what building one measured (views are 64-byte
  *  aligned the same way on both threads; this is only a margin). */
 const REGION_MARGIN = 4096;
+
+/**
+ * A chunk uses each parameter at least this many times (forward multiply-adds ÷ parameters): its
+ * gradients are copied to a slot and added up once more, which costs a few passes over the
+ * parameters. W2 (a CNN) uses each parameter about 52 times a row, W1's dense net once.
+ */
+export const MIN_CHUNK_REUSE = 64;
+/** Most floats the chunks' gradient slots of one pass take (64 MB). */
+const MAX_SLOT_FLOATS = 1 << 24;
+
+/**
+ * The rows of each chunk a data-parallel batch of up to `capacity` rows is cut into: at most
+ * MAX_REPLICA_CHUNKS chunks, each using every parameter MIN_CHUNK_REUSE times, and no more gradient
+ * slots than MAX_SLOT_FLOATS hold. By sizes alone, never by the threads: a batch's gradients are
+ * added up the same way whatever the thread count (2 or more) and whichever thread trains which
+ * chunk. Small chunks cost a CNN nothing: W2 on one thread ran 8-12% faster per row in chunks of 2
+ * to 16 rows than at 64 (its activations then stay in the core's cache).
+ */
+export function chunkRowsFor(model: Model, capacity: number): number {
+  const params = model.params.length;
+  const reuseRows = Math.ceil((MIN_CHUNK_REUSE * params) / Math.max(1, forwardMacsPerRow(model)));
+  const slotRows = Math.ceil(capacity / (1 + Math.floor(MAX_SLOT_FLOATS / Math.max(1, params))));
+  return Math.max(1, Math.ceil(capacity / MAX_REPLICA_CHUNKS), reuseRows, slotRows);
+}
 
 /**
  * The gradient pass for `model` trained with `loss` on batches of up to `capacity` rows, writing
@@ -186,20 +227,28 @@ export function createGradientPass(model: Model, loss: Loss, lossConfig: LossCon
   const params = model.params;
   const paramsAt = params instanceof Float32Array ? arenaAddress(params) : -1;
   const gradsAt = model.grads instanceof Float32Array ? arenaAddress(model.grads) : -1;
-  if (!ex || !w || paramsAt < 0 || gradsAt < 0 || !splitsBatches(model.spec) || ex.threads - 1 > MAX_ARGS - 2) return local;
+  if (!ex || !w || paramsAt < 0 || gradsAt < 0 || !splitsBatches(model.spec)) return local;
   if (capacity * forwardMacsPerRow(model) < MIN_SHARED_MACS || !reusesParams(model, capacity)) return local;
+  const chunkRows = chunkRowsFor(model, capacity);
+  const chunks = Math.ceil(capacity / chunkRows);
+  if (chunks < 2 || chunks > MAX_REPLICA_CHUNKS || chunks - 1 > MAX_ARGS - 2) return local;
+  const slots = allocFloat32((chunks - 1) * params.length);
+  const slotsAt = arenaAddress(slots);
+  if (slotsAt < 0) return local;
 
   const request: ReplicaRequest = {
     spec: model.spec,
     inputWidth: model.inputWidth,
     foldOutput: model.outputActivation,
     loss: lossConfig,
-    capacity,
+    capacity: chunkRows,
     paramsAt,
     paramCount: params.length,
     regionAt: 0,
     regionBytes: 0,
   };
+  // This thread's own replica, for the chunks after its first.
+  const own = new ReplicaRunner(createReplica(request, params as Float32Array));
   const bytes = measureAllocations(() => void createReplica(request, params as Float32Array)) + REGION_MARGIN;
   const helpers = ex.threads - 1;
   // Held by the pass: a region must outlive its replica's use. All are reserved before any
@@ -219,8 +268,18 @@ export function createGradientPass(model: Model, loss: Loss, lossConfig: LossCon
     // a model that cannot be shared out does; the kernels still split large products.
     return local;
   }
-  const replicaGrads = Array.from(ex.results.subarray(0, helpers));
-  return new DataParallelPass(model, loss, lossGrad, ex, w, gradsAt, replicaGrads, regions, local);
+  return new DataParallelPass(model, loss, lossGrad, ex, w, gradsAt, { own, chunkRows, slots, slotsAt, regions }, local);
+}
+
+/** What a data-parallel pass holds besides the model: its own replica, its chunks' size, their
+ *  gradient slots (one per chunk after the first, whose gradients go to the model's), and the
+ *  helpers' arena regions (which must outlive their replicas' use). */
+interface Chunking {
+  own: ReplicaRunner;
+  chunkRows: number;
+  slots: Float32Array;
+  slotsAt: number;
+  regions: Float32Array[];
 }
 
 class DataParallelPass implements GradientPass {
@@ -234,8 +293,7 @@ class DataParallelPass implements GradientPass {
     private readonly ex: ParallelExecutor,
     private readonly w: KernelExports,
     private readonly gradsAt: number,
-    private readonly replicaGrads: number[],
-    readonly regions: Float32Array[],
+    readonly chunking: Chunking,
     private readonly local: GradientPass,
   ) {
     this.threads = ex.threads;
@@ -246,36 +304,45 @@ class DataParallelPass implements GradientPass {
     const ex = this.ex;
     const xAt = x instanceof Float32Array ? arenaAddress(x) : -1;
     const yAt = y instanceof Float32Array ? arenaAddress(y) : -1;
+    const { own, chunkRows, slotsAt } = this.chunking;
     // (A small batch, or one outside the arena, or another executor installed: on this thread.)
-    const small = rows < ex.threads || rows * this.macsPerRow < MIN_SHARED_MACS;
+    const small = rows <= chunkRows || rows * this.macsPerRow < MIN_SHARED_MACS;
     if (small || xAt < 0 || yAt < 0 || parallelExecutor() !== ex) return this.local.run(x, y, rows);
     const { model, loss, lossGrad } = this;
     const args = ex.args;
     args[0] = xAt;
     args[1] = yAt;
     args[2] = rows;
-    ex.start(TASK_REPLICA_STEP, rows, 1, 0);
-    // Replica steps have fixed ranges (parallel.ts: fixedRanges): this thread's is [0, end).
-    const end = ex.claim() ? ex.to : 0;
-    let batchLoss = NaN;
-    // This thread's share runs with no executor: its kernels must not hand work to the helpers,
-    // which are busy with theirs.
+    args[3] = slotsAt;
+    ex.start(TASK_REPLICA_STEP, rows, chunkRows, 0);
+    const results = ex.results;
+    // This thread's chunks run with no executor: their kernels must not hand work to the helpers,
+    // which are busy with chunks of their own. Its first chunk (chunk 0, always this thread's) is
+    // trained on the model itself, whose gradients are the batch's sum; any later ones on its
+    // replica, like the helpers'.
     setParallelExecutor(null);
     try {
-      const output = model.forward(x, end, true);
-      batchLoss = loss.evaluate(output, y, end, model.outputWidth, lossGrad, rows);
-      model.backward(lossGrad, end);
+      while (ex.claim()) {
+        if (ex.at === 0) {
+          const output = model.forward(x, ex.to, true);
+          results[0] = loss.evaluate(output, y, ex.to, model.outputWidth, lossGrad, rows);
+          model.backward(lossGrad, ex.to);
+        } else {
+          results[ex.at] = own.stepChunk(args, ex.at, ex.from, ex.to);
+        }
+      }
     } finally {
       setParallelExecutor(ex);
       ex.finish();
     }
-    const results = ex.results;
-    for (let i = 0; i < this.replicaGrads.length; i++) batchLoss += results[i];
-
+    // The loss and the gradients, chunk after chunk in order, whoever trained them.
+    const chunks = Math.ceil(rows / chunkRows);
+    let batchLoss = 0;
+    for (let c = 0; c < chunks; c++) batchLoss += results[c];
     const count = model.grads.length;
     args[0] = this.gradsAt;
-    args[1] = this.replicaGrads.length;
-    for (let i = 0; i < this.replicaGrads.length; i++) args[2 + i] = this.replicaGrads[i];
+    args[1] = chunks - 1;
+    for (let c = 1; c < chunks; c++) args[1 + c] = slotsAt + 4 * (c - 1) * count;
     ex.start(TASK_ADD_GRADS, count, 16, 0, VALUE_PIECE);
     try {
       while (ex.claim()) addReplicaGrads(this.w, args, ex.from, ex.to);

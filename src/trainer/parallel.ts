@@ -1,7 +1,7 @@
 // Helper threads: the hook through which the trainer hands work to them. Pure: the threads
 // themselves are started outside the trainer (workers/kernel-pool.ts), which installs an executor
-// here. Two uses: data-parallel steps (data-parallel.ts: each helper trains a share of each batch on
-// a replica of the model; see TASK_REPLICA_*), for models whose rows are independent, and, for the
+// here. Two uses: data-parallel steps (data-parallel.ts: the threads train chunks of each batch, a
+// helper on a replica of the model; see TASK_REPLICA_*), for models whose rows are independent, and, for the
 // others and for inference, multi-threaded kernels: the WebAssembly kernels (wasm/wasm-kernels.ts)
 // hand ranges of a large product or convolution pass to the helpers, as described here.
 //
@@ -18,8 +18,9 @@
 // bit-identical to the single-thread run. Besides the products and convolution passes, the large
 // elementwise passes (relu, max pooling) and the optimizer's loops (SGD's update, the gradient
 // norm's sums of squares, in fixed blocks added in order) are split the same way, so that what
-// stays on the calling thread alone is small: the loss, bias sums, small layers. The replica tasks
-// are the exception (fixedRanges): each thread must compute its own range.
+// stays on the calling thread alone is small: the loss, bias sums, small layers. Two tasks cut
+// their ranges otherwise: a replica's build is one range per helper, its own (fixedRanges), and a
+// data-parallel batch is cut into chunks by its rows alone (chunkedRanges).
 
 import type { LossConfig } from "./schema/loss.js";
 import type { ModelSpec } from "./config.js";
@@ -63,16 +64,21 @@ export const TASK_CONV_PARAM_GRADS_COLUMNS = 12;
 export const TASK_ADAM = 16;
 
 // Data-parallel steps (data-parallel.ts): each helper keeps a replica of the model that shares its
-// parameters and has gradients and activations of its own, and trains a share of each batch.
-/** Adds the replicas' gradients into the model's, values [i0, i1), each value in replica order.
- *  args: model grads, replica count, then each replica's grads. */
+// parameters and has gradients and activations of its own, and trains chunks of each batch.
+/** Adds gradient slots into the model's gradients, values [i0, i1), each value slot after slot in
+ *  order. args: model grads, slot count, then each slot's address. */
 export const TASK_ADD_GRADS = 13;
 /** Builds the helper's replica (discarding any earlier one) from the ReplicaRequest that was posted
- *  to it; the helper writes its gradients' address to its result. The ranges are [i, i + 1). */
+ *  to it. The ranges are [i, i + 1). */
 export const TASK_REPLICA_BUILD = 14;
-/** The helper's replica trains rows [r0, r1) of the batch: forward (training mode), loss, backward,
- *  and writes its part of the batch loss to its result. args: x, y, the batch's rows. */
+/** Chunk `at` of the batch, rows [r0, r1), on the claiming thread's replica: forward (training
+ *  mode), loss, backward; the chunk's gradients go to its slot and its part of the batch loss to
+ *  result `at`. The ranges are the batch's chunks (chunkedRanges), claimed by whichever thread is
+ *  free. args: x, y, the batch's rows, the slots' base (slot c at base + 4·(c − 1)·params). */
 export const TASK_REPLICA_STEP = 15;
+
+/** Most chunks a data-parallel batch is cut into. */
+export const MAX_REPLICA_CHUNKS = 16;
 
 /** What a helper needs to build a replica of a model (posted to it as a message). */
 export interface ReplicaRequest {
@@ -80,7 +86,7 @@ export interface ReplicaRequest {
   inputWidth: number;
   foldOutput: FoldedActivation | null;
   loss: LossConfig;
-  /** Rows the replica's buffers hold (the batch size). */
+  /** Rows the replica's buffers hold (a chunk's). */
   capacity: number;
   /** Where the model's parameters are in the arena, and how many. */
   paramsAt: number;
@@ -107,9 +113,10 @@ export interface ParallelExecutor {
   /**
    * Cuts [0, total) into ranges whose bounds are multiples of `align` (or total): one per thread,
    * and, with `piece` > 0, smaller ones of at least `piece` for whichever thread is free first
-   * (chunkBounds); one per thread for a task with fixedRanges. Wakes the helpers. Each helper
-   * has a work area of its own for GEMM packing, and, when `areaFloats` > 0, a scratch area of at
-   * least that many floats (allocated by the caller's thread, never by a helper).
+   * (chunkBounds); one per thread for a task with fixedRanges, and chunks of `align` for one with
+   * chunkedRanges. Wakes the helpers. Each helper has a work area of its own for GEMM packing,
+   * and, when `areaFloats` > 0, a scratch area of at least that many floats (allocated by the
+   * caller's thread, never by a helper).
    */
   start(task: number, total: number, align: number, areaFloats: number, piece?: number): void;
   /**
@@ -118,12 +125,14 @@ export interface ParallelExecutor {
    * computing each range.
    */
   claim(): boolean;
-  /** The range the last successful claim() gave. */
+  /** The range the last successful claim() gave, and its index. */
   readonly from: number;
   readonly to: number;
+  readonly at: number;
   /** Waits until every range claimed by any thread is done (call it even when the own range threw). */
   finish(): void;
-  /** One float64 per helper, that its task may write (a replica's loss part, its gradients' address). */
+  /** One float64 per range (maxRanges), that the thread computing the range may write (a chunk's
+   *  loss part). */
   readonly results: Float64Array;
   /** Posts a replica request to helper `helper` (0-based), for a TASK_REPLICA_BUILD to follow. */
   postReplica(helper: number, request: ReplicaRequest): void;
@@ -149,16 +158,25 @@ export function rangeStart(total: number, parts: number, align: number, part: nu
   return Math.min(at, total);
 }
 
-/** Whether each thread of a task has one range of its own, fixed by its place: the replica tasks
- *  (a replica's rows decide how its gradients are summed, and only it can train on its replica). */
+/** Whether each thread of a task has one range of its own, fixed by its place: a replica's build
+ *  (only the helper can build its own). */
 export function fixedRanges(task: number): boolean {
-  return task === TASK_REPLICA_STEP || task === TASK_REPLICA_BUILD;
+  return task === TASK_REPLICA_BUILD;
+}
+
+/** Whether a task's ranges are chunks of `align` each (the last may be shorter), whoever computes
+ *  them: a data-parallel batch, whose chunks are cut by the batch alone so that its gradients are
+ *  added up the same way whatever the threads. */
+export function chunkedRanges(task: number): boolean {
+  return task === TASK_REPLICA_STEP;
 }
 
 /** With pieces, the share of the work the threads' first ranges take together, in tenths. */
 const FIRST_TENTHS = 7;
 /** Most ranges a task is cut into, for `threads` threads. */
 export const maxChunks = (threads: number): number => 3 * threads;
+/** Most ranges any task has, for `threads` threads. */
+export const maxRanges = (threads: number): number => Math.max(maxChunks(threads), MAX_REPLICA_CHUNKS);
 
 /**
  * Cuts [0, total) into ranges, writing their bounds to `bounds` (count + 1 values; bounds are

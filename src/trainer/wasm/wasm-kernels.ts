@@ -297,11 +297,11 @@ export function runRangeTask(
   }
 }
 
-/** Adds replica gradients into the model's, values [i0, i1), replica after replica (TASK_ADD_GRADS's
- *  arguments: model grads, replica count, each replica's grads). */
+/** Adds the gradient slots of a data-parallel batch's chunks into the model's gradients, values
+ *  [i0, i1), slot after slot (TASK_ADD_GRADS's arguments: model grads, slot count, each slot). */
 export function addReplicaGrads(w: KernelExports, args: Int32Array, i0: number, i1: number): void {
-  const replicas = args[1];
-  for (let r = 0; r < replicas; r++) w.add_floats(args[0], args[2 + r], i0, i1);
+  const slots = args[1];
+  for (let r = 0; r < slots; r++) w.add_floats(args[0], args[2 + r], i0, i1);
 }
 
 /** Columns [j0, j1) of the product C = A·B over all m rows: B and C start j0 columns in. Each

@@ -1,12 +1,13 @@
-// Data-parallel steps (src/trainer/data-parallel.ts): with helper threads, each batch's rows are
-// shared out between the model and replicas on the helpers. The gradients, losses and weights must
-// match the single-thread run to float32 rounding (a weight's gradient is a sum over the rows, added
-// up in parts), and models whose rows are not independent, or whose batches use each parameter too
-// few times (MIN_PARAM_REUSE: dense nets below 256 rows), must keep the single-thread pass.
+// Data-parallel steps (src/trainer/data-parallel.ts): with helper threads, each batch is cut into
+// chunks of rows that the model and replicas on the helpers train, whichever is free. The
+// gradients, losses and weights must match the single-thread run to float32 rounding (a weight's
+// gradient is a sum over the rows, added up in parts), and be the same bit for bit whatever the
+// threads; models whose rows are not independent, or whose batches use each parameter too few
+// times (MIN_PARAM_REUSE: dense nets below 256 rows), must keep the single-thread pass.
 import { afterAll, describe, expect, it } from "vitest";
 import { buildModel, createLoss, createOptimizer, modelSchema, optimizerSchema, type LossConfig } from "../../../src/trainer/index.js";
-import { createGradientPass, forwardMacsPerRow, MIN_PARAM_REUSE, MIN_SHARED_MACS, reusesParams, splitsBatches } from "../../../src/trainer/data-parallel.js";
-import { MAX_ARGS, MAX_FARGS, parallelExecutor, setParallelExecutor, type ParallelExecutor } from "../../../src/trainer/parallel.js";
+import { chunkRowsFor, createGradientPass, forwardMacsPerRow, MIN_CHUNK_REUSE, MIN_PARAM_REUSE, MIN_SHARED_MACS, reusesParams, splitsBatches } from "../../../src/trainer/data-parallel.js";
+import { MAX_ARGS, MAX_FARGS, MAX_REPLICA_CHUNKS, TASK_REPLICA_STEP, parallelExecutor, setParallelExecutor, type ParallelExecutor } from "../../../src/trainer/parallel.js";
 import { allocFloat32 } from "../../../src/trainer/wasm/arena.js";
 import { Rng } from "../../../src/trainer/rng.js";
 import { startKernelPool, type KernelPool } from "../../../workers/kernel-pool.js";
@@ -149,6 +150,7 @@ describe("data-parallel gradient passes", () => {
       claim: () => false,
       from: 0,
       to: 0,
+      at: 0,
       finish: () => {
         throw new Error("a kernel helper thread failed: replica: its region of the arena is too small");
       },
@@ -172,21 +174,94 @@ describe("data-parallel gradient passes", () => {
     expect(trainWithPass(MLP).threads).toBe(1);
   });
 
-  it("matches the single-thread run to float32 rounding with 2 and 3 threads (MLP, CNN, regression)", async () => {
+  it("matches the single-thread run to float32 rounding with 2 and 3 threads (MLP, CNN, regression), the same bit for bit with either", async () => {
+    const cases = [["MLP", MLP], ["CNN", CNN], ["REGRESSION", REGRESSION]] as const;
     const single = { MLP: trainWithPass(MLP), CNN: trainWithPass(CNN), REGRESSION: trainWithPass(REGRESSION) };
+    const byThreads = new Map<number, Record<string, Run>>();
     for (const threads of [2, 3]) {
       pool = await startKernelPool(threads);
-      for (const [name, c] of [["MLP", MLP], ["CNN", CNN], ["REGRESSION", REGRESSION]] as const) {
-        const threaded = trainWithPass(c);
+      const runs: Record<string, Run> = {};
+      for (const [name, c] of cases) {
+        const threaded = (runs[name] = trainWithPass(c));
         expect(threaded.threads, name).toBe(threads);
         expectClose(threaded, single[name]);
         // Shared out, not merely repeated: the sums came out in another order somewhere.
         expect(bits(threaded.params), name).not.toEqual(bits(single[name].params));
       }
+      byThreads.set(threads, runs);
       await pool.close();
       pool = null;
     }
+    // The chunks are cut by the batch alone and added in their order, whichever thread trained them.
+    for (const [name] of cases) {
+      const [two, three] = [byThreads.get(2)![name], byThreads.get(3)![name]];
+      expect(bits(three.params), name).toEqual(bits(two.params));
+      expect(bits(three.grads), name).toEqual(bits(two.grads));
+      expect(three.losses, name).toEqual(two.losses);
+    }
   }, 60_000);
+
+  it("gives the same bits when the training thread trains every chunk itself (helpers that never come)", async () => {
+    // An executor whose helpers never claim anything: every range falls to the calling thread, the
+    // chunks after the first on its own replica.
+    let bounds: number[] = [];
+    let next = 0;
+    let chunksTrained = 0;
+    let chunked = false;
+    const lone: ParallelExecutor = {
+      threads: 2,
+      args: new Int32Array(MAX_ARGS),
+      fargs: new Float64Array(MAX_FARGS),
+      results: new Float64Array(MAX_REPLICA_CHUNKS),
+      from: 0,
+      to: 0,
+      at: 0,
+      postReplica: () => undefined,
+      start(task, total, align) {
+        chunked = task === TASK_REPLICA_STEP;
+        bounds = [0];
+        if (chunked) for (let r = align; r < total; r += align) bounds.push(r);
+        bounds.push(total);
+        next = 0;
+      },
+      claim() {
+        if (next >= bounds.length - 1) return false;
+        Object.assign(lone, { at: next, from: bounds[next], to: bounds[next + 1] });
+        if (chunked) chunksTrained++;
+        next++;
+        return true;
+      },
+      finish: () => undefined,
+    };
+    setParallelExecutor(lone);
+    let alone: Run;
+    try {
+      alone = trainWithPass(CNN);
+    } finally {
+      setParallelExecutor(null);
+    }
+    expect(chunksTrained).toBe(STEPS * MAX_REPLICA_CHUNKS);
+    pool = await startKernelPool(2);
+    const shared = trainWithPass(CNN);
+    await pool.close();
+    pool = null;
+    expect(bits(alone.params)).toEqual(bits(shared.params));
+    expect(alone.losses).toEqual(shared.losses);
+  }, 60_000);
+
+  it("cuts a batch into chunks by its size and the model alone", () => {
+    const spec = (c: Case) => modelSchema.parse({ input_shape: c.inputShape, layers: c.layers });
+    const cnn = buildModel(spec(CNN), 784, { seed: 1 });
+    const mlp = buildModel(spec(MLP), 784, { seed: 1 });
+    // The CNN uses each parameter ~52 times a row: 2 rows reach MIN_CHUNK_REUSE, and 64 rows make
+    // MAX_REPLICA_CHUNKS chunks of 4.
+    expect(forwardMacsPerRow(cnn) / cnn.params.length).toBeGreaterThan(MIN_CHUNK_REUSE / 2);
+    expect(chunkRowsFor(cnn, 64)).toBe(64 / MAX_REPLICA_CHUNKS);
+    expect(chunkRowsFor(cnn, 8)).toBe(2);
+    // A dense net uses each weight once a row: chunks of MIN_CHUNK_REUSE rows.
+    expect(chunkRowsFor(mlp, 256)).toBe(MIN_CHUNK_REUSE);
+    expect(chunkRowsFor(mlp, 4096)).toBe(4096 / MAX_REPLICA_CHUNKS);
+  });
 
   it("trains batches of any size: uneven shares, and fewer rows than threads alone", async () => {
     const rowsOf = (s: number) => [256, 253, 2, 1][s];

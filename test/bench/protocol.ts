@@ -6,7 +6,10 @@
 // when it fails. With `barrier`, every timed run waits for the parent: the child prints
 // `@@BENCH_READY`, waits for a line on stdin, times the run and prints `@@BENCH_RUN <samples/s>`.
 // The parent so decides when each run happens: concurrent children time the same intervals, and
-// the 2-core ceiling check alternates two groups of children run by run (run.ts).
+// the 2-core ceiling check alternates two groups of children run by run (run.ts). A barrier run
+// lasts `runSeconds` of wall time, not a fixed count of steps: concurrent children then stay busy
+// over the same interval, and none runs alone (faster) at the end while a slower sibling finishes
+// the same work.
 import { readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { createInterface } from "node:readline";
@@ -29,12 +32,11 @@ export interface TimingPlan {
   warmupMaxSeconds: number;
   /** Timed runs; the reported figure is their median. */
   runs: number;
-  /** Steps per run are chosen from the warm-up's pace so that one run takes about this long. */
+  /** Steps per run are chosen from the warm-up's pace so that one run takes about this long (a
+   *  barrier run: steps until this long has passed). */
   runSeconds: number;
   minSteps: number;
   maxSteps: number;
-  /** Steps per run, fixed (overrides runSeconds): concurrent children all do the same work. */
-  steps?: number;
 }
 
 export const FULL_PLAN: TimingPlan = {
@@ -138,8 +140,9 @@ export async function measure(step: () => unknown, samplesPerStep: number, plan:
   const half = warmed >> 1;
   const paceFrom = half === 0 ? warmStart : times[half - 1];
   const secondsPerStep = (times[warmed - 1] - paceFrom) / 1000 / Math.max(1, warmed - half);
-  const steps = plan.steps ?? Math.min(plan.maxSteps, Math.max(plan.minSteps, Math.ceil(plan.runSeconds / secondsPerStep)));
+  const steps = Math.min(plan.maxSteps, Math.max(plan.minSteps, Math.ceil(plan.runSeconds / secondsPerStep)));
   const runs: number[] = [];
+  const stepsDone: number[] = [];
   const ownFrom = process.cpuUsage();
   // Machine CPU time over the timed runs only: with a barrier the child idles between runs while
   // others run, and those gaps are not its measurement.
@@ -150,7 +153,17 @@ export async function measure(step: () => unknown, samplesPerStep: number, plan:
     if (barrier) await waitAtBarrier();
     const machineFrom = machineCpu();
     const t0 = performance.now();
-    await runSteps(steps);
+    let done = steps;
+    if (barrier) {
+      // Until runSeconds have passed (see the top of this file).
+      done = 0;
+      do {
+        await runSteps(1);
+        done++;
+      } while (performance.now() - t0 < 1000 * plan.runSeconds);
+    } else {
+      await runSteps(steps);
+    }
     const seconds = (performance.now() - t0) / 1000;
     const machineTo = machineCpu();
     if (machineFrom && machineTo) {
@@ -158,14 +171,15 @@ export async function measure(step: () => unknown, samplesPerStep: number, plan:
       machineTotal += machineTo.total - machineFrom.total;
     }
     timedSeconds += seconds;
-    runs.push((steps * samplesPerStep) / seconds);
+    runs.push((done * samplesPerStep) / seconds);
+    stepsDone.push(done);
     if (barrier) process.stdout.write(`${RUN_MARKER}${runs[r]}\n`);
   }
   // Own CPU time includes the idle waits at the barrier (a blocked read costs next to nothing).
   const own = process.cpuUsage(ownFrom);
   const ownCores = (own.user + own.system) / 1e6 / timedSeconds;
   const otherCores = machineTotal > 0 ? (machineBusy / machineTotal) * cpus().length - ownCores : null;
-  return { warmupSteps: warmed, stepsPerRun: steps, runs, median: median(runs), min: Math.min(...runs), max: Math.max(...runs), otherCores, ownCores };
+  return { warmupSteps: warmed, stepsPerRun: median(stepsDone), runs, median: median(runs), min: Math.min(...runs), max: Math.max(...runs), otherCores, ownCores };
 }
 
 /** Busy and total CPU time of the whole machine (/proc/stat, in ticks), or null where there is none. */

@@ -195,10 +195,10 @@ async function ceiling(id: WorkloadId, ours1: Row, ours2: Row | null): Promise<C
   progress(`  ${id} ours x2 processes (1 thread each, concurrently), taking turns with ours threads=2 ...`);
   const rounds = plan.runs * 2 - 1;
   const runs = rounds + 1;
-  // The same steps per run as the single measurements, so that every turn is about as long.
-  const single = request("ours", id, 1, { plan: { ...plan, runs, steps: ours1.stepsPerRun ?? undefined }, barrier: true });
+  // Barrier runs last plan.runSeconds each (protocol.ts): the pair is busy over the same interval.
+  const single = request("ours", id, 1, { plan: { ...plan, runs }, barrier: true });
   const withTwo = ours2?.status === "ok";
-  const two = request("ours", id, 2, { plan: { ...plan, runs, steps: ours2?.stepsPerRun ?? undefined }, barrier: true });
+  const two = request("ours", id, 2, { plan: { ...plan, runs }, barrier: true });
   await quietMoment();
   const pair = [startChild(single, timeoutMs), startChild(single, timeoutMs)];
   const threaded = withTwo ? startChild(two, timeoutMs) : null;

@@ -1,9 +1,10 @@
 // Helper threads: the hook through which the trainer hands work to them. Pure: the threads
 // themselves are started outside the trainer (workers/kernel-pool.ts), which installs an executor
 // here. Two uses: data-parallel steps (data-parallel.ts: the threads train chunks of each batch, a
-// helper on a replica of the model; see TASK_REPLICA_*), for models whose rows are independent, and, for the
-// others and for inference, multi-threaded kernels: the WebAssembly kernels (wasm/wasm-kernels.ts)
-// hand ranges of a large product or convolution pass to the helpers, as described here.
+// helper on a replica of the model; see TASK_REPLICA_*), for models whose rows are independent,
+// and, for the others and for inference, multi-threaded kernels: the WebAssembly kernels
+// (wasm/wasm-kernels.ts) hand ranges of a large product or convolution pass to the helpers, as
+// described here.
 //
 // A parallel call fills `args` (the task's integer arguments: arena addresses, strides, sizes), then
 // start() cuts [0, total) into ranges (chunkBounds: one per thread, and, for the passes where cutting

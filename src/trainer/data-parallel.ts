@@ -123,7 +123,8 @@ export interface Replica {
 }
 
 /** The replica `request` describes, on the parameters `params`. The training thread builds one
- *  too, only to measure the arena bytes a helper will need (arena.ts: measureAllocations). */
+ *  too, for its own chunks after its first, and measures from it the arena bytes a helper's will
+ *  need (arena.ts: measureAllocations). */
 export function createReplica(request: ReplicaRequest, params: Float32Array): Replica {
   const model = buildModel(request.spec, request.inputWidth, {
     seed: 0,
@@ -247,9 +248,11 @@ export function createGradientPass(model: Model, loss: Loss, lossConfig: LossCon
     regionAt: 0,
     regionBytes: 0,
   };
-  // This thread's own replica, for the chunks after its first.
-  const own = new ReplicaRunner(createReplica(request, params as Float32Array));
-  const bytes = measureAllocations(() => void createReplica(request, params as Float32Array)) + REGION_MARGIN;
+  // This thread's own replica, for the chunks after its first; building it measures the arena bytes
+  // a helper's will need.
+  let replica: Replica | null = null;
+  const bytes = measureAllocations(() => void (replica = createReplica(request, params as Float32Array))) + REGION_MARGIN;
+  const own = new ReplicaRunner(replica!);
   const helpers = ex.threads - 1;
   // Held by the pass: a region must outlive its replica's use. All are reserved before any
   // request is posted: a helper takes the oldest request it has, so none may be left unbuilt.

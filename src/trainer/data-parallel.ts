@@ -41,7 +41,7 @@ import type { LossConfig } from "./schema/loss.js";
 import type { ModelSpec } from "./config.js";
 import { allocFloat32, arenaAddress, arenaView, measureAllocations } from "./wasm/arena.js";
 import { kernelExports, type KernelExports } from "./wasm/instance.js";
-import { addReplicaGrads, VALUE_PIECE } from "./wasm/wasm-kernels.js";
+import { addGradSlots, VALUE_PIECE } from "./wasm/wasm-kernels.js";
 
 /** Whether each row's gradients depend on that row alone, so a batch can be shared out by rows:
  *  no dropout, no batchnorm. */
@@ -348,7 +348,7 @@ class DataParallelPass implements GradientPass {
     for (let c = 1; c < chunks; c++) args[1 + c] = slotsAt + 4 * (c - 1) * count;
     ex.start(TASK_ADD_GRADS, count, 16, 0, VALUE_PIECE);
     try {
-      while (ex.claim()) addReplicaGrads(this.w, args, ex.from, ex.to);
+      while (ex.claim()) addGradSlots(this.w, args, ex.from, ex.to);
     } finally {
       ex.finish();
     }

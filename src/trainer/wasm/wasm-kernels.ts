@@ -258,7 +258,7 @@ export function runRangeTask(
       w.adam_update(a[0], a[1], a[2], a[3], r0, r1, f[0], f[1], f[2], f[3], f[4], a[4], f[5], f[6]);
       return;
     case TASK_ADD_GRADS:
-      addReplicaGrads(w, a, r0, r1);
+      addGradSlots(w, a, r0, r1);
       return;
     case TASK_SUM_SQUARES:
       w.sum_squares_blocks(a[0], a[1], r0, r1, a[2]);
@@ -299,7 +299,7 @@ export function runRangeTask(
 
 /** Adds the gradient slots of a data-parallel batch's chunks into the model's gradients, values
  *  [i0, i1), slot after slot (TASK_ADD_GRADS's arguments: model grads, slot count, each slot). */
-export function addReplicaGrads(w: KernelExports, args: Int32Array, i0: number, i1: number): void {
+export function addGradSlots(w: KernelExports, args: Int32Array, i0: number, i1: number): void {
   const slots = args[1];
   for (let r = 0; r < slots; r++) w.add_floats(args[0], args[2 + r], i0, i1);
 }

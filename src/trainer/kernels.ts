@@ -42,12 +42,15 @@ export interface WindowGeometry {
 }
 
 export interface Kernels {
-  /** C[m×n] = A[m×k] · B[k×n], plus `bias[n]` added to every row when given. */
+  /** C[m×n] = A[m×k] · B[k×n], plus `bias[n]` added to every row when given (a dense layer's input
+   *  gradients: output grads · weights). */
   matmul(a: Floats, b: Floats, c: Floats, m: number, k: number, n: number, bias: Floats | null): void;
-  /** C[m×n] = Aᵀ · B, where A is [k×m] and B is [k×n] (weight gradients: inputsᵀ · output grads). */
+  /** C[m×n] = Aᵀ · B, where A is [k×m] and B is [k×n] (a dense layer's weight gradients: output
+   *  gradsᵀ · inputs). */
   matmulTransA(a: Floats, b: Floats, c: Floats, m: number, k: number, n: number): void;
-  /** C[m×n] = A · Bᵀ, where A is [m×k] and B is [n×k] (input gradients: output grads · weightsᵀ). */
-  matmulTransB(a: Floats, b: Floats, c: Floats, m: number, k: number, n: number): void;
+  /** C[m×n] = A · Bᵀ, where A is [m×k] and B is [n×k] (a dense layer's outputs: inputs · weightsᵀ),
+   *  plus `bias[n]` added to every row when given. */
+  matmulTransB(a: Floats, b: Floats, c: Floats, m: number, k: number, n: number, bias?: Floats | null): void;
   /** out[j] = Σ_i a[i×n + j] over m rows (bias gradients). */
   sumRows(a: Floats, out: Floats, m: number, n: number): void;
 
@@ -134,14 +137,30 @@ export interface Kernels {
   scale(a: Floats, count: number, factor: number): void;
   /** SGD with momentum (optimizers/sgd.ts), in place on params and velocity:
    *  g = grad + decay·w; v = momentum·v + g; w -= lr·(nesterov ? g + momentum·v : v), each value
-   *  computed in double precision and stored (so rounded) before it is used again. */
-  sgdUpdate(params: Floats, grads: Floats, velocity: Floats, count: number, lr: number, momentum: number, decay: number, nesterov: boolean): void;
+   *  computed in double precision and stored (so rounded) before it is used again. `blocks`, when
+   *  given, is how the values are laid out (ParamBlocks): a kernel that shares the values out over
+   *  threads may follow it; every value is updated the same way whoever updates it. */
+  sgdUpdate(
+    params: Floats, grads: Floats, velocity: Floats, count: number, lr: number, momentum: number, decay: number, nesterov: boolean,
+    blocks?: ParamBlocks | null,
+  ): void;
   /** Adam (optimizers/adam.ts), in place on params and both moments: with `decoupled` (AdamW)
    *  w = w·shrink first; then g = grad + l2·w; m = β1·m + (1-β1)·g; v = β2·v + (1-β2)·g·g;
    *  w -= stepSize·m / (√v / correction2 + eps); each value computed in double precision and stored
-   *  (so rounded) before it is used again. */
-  adamUpdate(params: Floats, grads: Floats, expAvg: Floats, expAvgSq: Floats, count: number, step: AdamStep): void;
+   *  (so rounded) before it is used again. `blocks` as for sgdUpdate. */
+  adamUpdate(params: Floats, grads: Floats, expAvg: Floats, expAvgSq: Floats, count: number, step: AdamStep, blocks?: ParamBlocks | null): void;
 }
+
+/**
+ * The layout of a model's flat parameters: three int32 per block (its first value, rows, columns,
+ * row-major), the blocks in order and covering every parameter. A dense layer's weights are one
+ * block of [units, in] and its bias one of [units, 1]; any other layer's parameters are one column.
+ * The optimizer's kernels share the values out over threads by runs of whole rows of each block, as
+ * the products share out a dense layer's units, so that each thread updates the weights whose
+ * gradients it has just computed and that it reads again first in the next forward pass
+ * (wasm/kernels.wat: sgd_update_blocks). In the arena (helper threads read it) for float32 models.
+ */
+export type ParamBlocks = Int32Array;
 
 /** One Adam step's constants (see Kernels.adamUpdate). */
 export interface AdamStep {
@@ -424,8 +443,11 @@ export const jsKernels: Kernels = {
     gemm(a, 0, 1, m, b, 0, n, 1, c, 0, m, k, n, false);
   },
 
-  matmulTransB(a, b, c, m, k, n) {
-    gemm(a, 0, k, 1, b, 0, 1, k, c, 0, m, k, n, false);
+  matmulTransB(a, b, c, m, k, n, bias) {
+    if (bias) {
+      for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) c[i * n + j] = bias[j];
+    }
+    gemm(a, 0, k, 1, b, 0, 1, k, c, 0, m, k, n, !!bias);
   },
 
   sumRows(a, out, m, n) {

@@ -5,7 +5,7 @@
 // reused.
 import type { ModelSpec } from "./config.js";
 import { TrainerError } from "./errors.js";
-import { kernels, type Floats } from "./kernels.js";
+import { kernels, type Floats, type ParamBlocks } from "./kernels.js";
 import { ActivationLayer } from "./layers/activation.js";
 import { BatchNormLayer } from "./layers/batchnorm.js";
 import { Conv2dLayer } from "./layers/conv2d.js";
@@ -17,7 +17,7 @@ import { Pool2dLayer } from "./layers/pool2d.js";
 import { Rng, RngStream, type RngState } from "./rng.js";
 import type { LayerSpec } from "./schema/layers.js";
 import { inferShapes, product } from "./shapes.js";
-import { allocFloat32 } from "./wasm/arena.js";
+import { allocFloat32, allocInt32 } from "./wasm/arena.js";
 
 export type Dtype = "float32" | "float64";
 
@@ -74,6 +74,24 @@ function createLayer(spec: LayerSpec, context: LayerContext): Layer {
 }
 
 /** The index of the last layer with an activation, which foldOutput refers to; -1 if none. */
+/** The blocks of every layer's parameters, in order (kernels.ts: ParamBlocks), in an array from `alloc`. */
+function paramBlocksOf(layers: readonly Layer[], alloc: (length: number) => Int32Array): ParamBlocks {
+  const blocks: (readonly [number, number])[] = [];
+  for (const layer of layers) {
+    if (layer.paramCount === 0) continue;
+    blocks.push(...(layer.paramBlocks ?? [[1, layer.paramCount] as const]));
+  }
+  const table = alloc(3 * blocks.length);
+  let at = 0;
+  blocks.forEach(([rows, cols], i) => {
+    table[3 * i] = at;
+    table[3 * i + 1] = rows;
+    table[3 * i + 2] = cols;
+    at += rows * cols;
+  });
+  return table;
+}
+
 function lastActivationLayer(layers: readonly LayerSpec[]): number {
   for (let i = layers.length - 1; i >= 0; i--) if ("activation" in layers[i]) return i;
   return -1;
@@ -89,6 +107,8 @@ export class Model {
   readonly params: Floats;
   /** dLoss/dParams of the last backward, same layout as params. */
   readonly grads: Floats;
+  /** How params (and grads) are laid out, layer after layer (kernels.ts: ParamBlocks). */
+  readonly paramBlocks: ParamBlocks;
   /** Non-trainable values (batchnorm running statistics), layer after layer. */
   readonly buffers: Floats;
   /** The activation folded into the loss (forward returns logits; predict applies it), or null. */
@@ -152,6 +172,7 @@ export class Model {
     }
     this.params = shared ?? this.newArray(paramCount);
     this.grads = this.newArray(paramCount);
+    this.paramBlocks = paramBlocksOf(this.layers, this.dtype === "float32" ? allocInt32 : (n) => new Int32Array(n));
     this.buffers = this.newArray(bufferCount);
     const storage = { params: this.params, grads: this.grads, buffers: this.buffers };
     const initRng = new Rng(options.seed, RngStream.init);
@@ -222,6 +243,17 @@ export class Model {
   }
 
   /** Parameters and buffers as float32 tensors in PyTorch layouts, named `<layer index>.<name>`. */
+  /** Rewrites, in place, values that are laid out as params were in snapshots of layout 1 (dense
+   *  weights [in, units]; train.ts: SNAPSHOT_LAYOUT) in today's layout. */
+  paramsFromLayout1(values: Floats): void {
+    if (values.length !== this.params.length) throw new Error(`paramsFromLayout1: ${values.length} values for ${this.params.length} parameters`);
+    let offset = 0;
+    for (const layer of this.layers) {
+      if (layer instanceof DenseLayer) layer.fromLayout1(values, offset);
+      offset += layer.paramCount;
+    }
+  }
+
   exportTensors(): NamedTensor[] {
     return this.layers.flatMap((layer) => layer.exportTensors());
   }

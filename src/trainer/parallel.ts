@@ -17,11 +17,20 @@
 // (wasm-kernels.ts: runRangeTask) on the same module and memory, and each output value is computed
 // by the same operations whatever the split and whichever thread computes it, so results are
 // bit-identical to the single-thread run. Besides the products and convolution passes, the large
-// elementwise passes (relu, max pooling) and the optimizer's loops (SGD's update, the gradient
-// norm's sums of squares, in fixed blocks added in order) are split the same way, so that what
-// stays on the calling thread alone is small: the loss, bias sums, small layers. Two tasks cut
-// their ranges otherwise: a replica's build is one range per helper, its own (fixedRanges), and a
-// data-parallel batch is cut into chunks by its rows alone (chunkedRanges).
+// elementwise passes (relu, max pooling) and the optimizer's loops (SGD's and Adam's updates, the
+// gradient norm's sums of squares, in fixed blocks added in order) are split the same way, so that
+// what stays on the calling thread alone is small: the loss, bias sums, small layers.
+//
+// Where each value is computed matters too: a cache line that one core wrote and another reads
+// next has to cross between them, which on a virtual machine whose two cores the host has placed
+// far apart costs hundreds of nanoseconds a line. So a dense layer's units have one thread each
+// whenever the batch is smaller than the units: its forward product is split by columns (units),
+// its weight gradient ([units, in]) by rows into the same even runs, and the optimizer updates each
+// parameter block by the same runs of rows (TASK_SGD_BLOCKS, kernels.ts: ParamBlocks). Each thread
+// then finds the weights, gradients and optimizer state of its units where it left them.
+//
+// Two tasks cut their ranges otherwise: a replica's build is one range per helper, its own
+// (fixedRanges), and a data-parallel batch is cut into chunks by its rows alone (chunkedRanges).
 
 import type { LossConfig } from "./schema/loss.js";
 import type { ModelSpec } from "./config.js";
@@ -59,6 +68,14 @@ export const TASK_MAX_POOL_BACKWARD = 11;
 /** conv2d weight and bias gradients for weight columns (patch values) [q0, q1), kept patches only;
  *  the range that starts at 0 (the calling thread's) also takes every bias gradient. args as TASK_CONV_PARAM_GRADS. */
 export const TASK_CONV_PARAM_GRADS_COLUMNS = 12;
+
+/** SGD with momentum on part [p0, p1) of `parts` of every parameter block (kernels.ts: ParamBlocks;
+ *  wasm sgd_update_blocks): the ranges are parts, one per thread. args: params, grads, velocity,
+ *  nesterov, blocks, block count, parts; fargs as TASK_SGD. */
+export const TASK_SGD_BLOCKS = 17;
+/** Adam on parts [p0, p1) of every parameter block (as TASK_SGD_BLOCKS). args: params, grads,
+ *  exp_avg, exp_avg_sq, decoupled, blocks, block count, parts; fargs as TASK_ADAM. */
+export const TASK_ADAM_BLOCKS = 18;
 
 /** Adam on parameters [i0, i1). args: params, grads, exp_avg, exp_avg_sq, decoupled; fargs: beta1,
  *  beta2, eps, l2, shrink, stepSize, correction2 (Kernels.adamUpdate). */

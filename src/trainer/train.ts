@@ -73,7 +73,17 @@ export interface TrainingThreads {
 }
 
 /** Everything needed to continue a run exactly where it stopped (at an epoch boundary). */
+/**
+ * How a snapshot lays out values one per parameter (the optimizer's state, the early-stopping copy
+ * of the weights): in the model's params layout, which is, since layout 2, PyTorch's for dense
+ * weights ([units, in]); layout 1 (snapshots without `layout`) had them [in, units]. A snapshot of
+ * layout 1 is converted when a run resumes from it.
+ */
+export const SNAPSHOT_LAYOUT = 2;
+
 export interface TrainerSnapshot {
+  /** SNAPSHOT_LAYOUT when written; absent in snapshots of layout 1. */
+  layout?: number;
   /** Epochs completed. */
   epoch: number;
   /** Optimizer steps taken. */
@@ -163,19 +173,23 @@ export function train(config: JobConfig, data: TrainData, hooks: TrainHooks, res
   let firstEpoch = 1;
   let step = 0;
   if (resume) {
+    const legacy = (resume.layout ?? 1) === 1;
     model.importTensors(resume.tensors);
-    optimizer.importState(resume.optimizer);
+    optimizer.importState(legacy ? optimizerStateFromLayout1(model, resume.optimizer) : resume.optimizer);
     schedule.importState(resume.schedule);
     shuffleRng.setState(resume.rng.shuffle);
     augmentRng.setState(resume.rng.augment);
     model.setRngState(resume.rng.model);
     tracking = structuredClone(resume.tracking);
+    const kept = tracking.early?.weights;
+    if (legacy && kept && kept.params.length === model.params.length) model.paramsFromLayout1(kept.params);
     firstEpoch = resume.epoch + 1;
     step = resume.step;
   } else if (data.init) {
     model.importTensors(data.init);
   }
   const snapshotAt = (epoch: number) => (): TrainerSnapshot => ({
+    layout: SNAPSHOT_LAYOUT,
     epoch,
     step,
     tensors: model.exportTensors(),
@@ -332,6 +346,18 @@ function earlyStopping(spec: EarlyStoppingSpec) {
       return state.bestEpoch;
     },
   };
+}
+
+/** A copy of an optimizer state of snapshot layout 1 in today's layout (each buffer one value per
+ *  parameter; a buffer of another length is left for importState to reject). */
+function optimizerStateFromLayout1(model: Model, state: OptimizerState): OptimizerState {
+  const tensors: OptimizerState["tensors"] = {};
+  for (const [name, values] of Object.entries(state.tensors)) {
+    const copy = values.slice();
+    if (copy.length === model.params.length) model.paramsFromLayout1(copy);
+    tensors[name] = copy;
+  }
+  return { ...state, tensors };
 }
 
 /** Copies of the parameters and non-trainable buffers (batchnorm statistics). */

@@ -2,8 +2,10 @@
 // read flattened, row-major (as torch.flatten), so after [C, H, W] the in-features are in C, H, W
 // order and the weights load into torch after nn.Flatten.
 //
-// Internally W is stored [in, units] so the forward pass is the i-k-j product x·W with stride-1
-// rows of W; exportTensors transposes to PyTorch's Linear layout [units, in_features].
+// W is stored as PyTorch's Linear stores it, [units, in_features]: each unit's weights are one
+// contiguous row, so a thread that computes some of the units (their outputs, their gradients)
+// finds their weights, gradients and optimizer state in one run of memory, and updates them there
+// (kernels.ts: ParamBlocks). The forward pass is x·Wᵀ, dL/dW = (dL/dz)ᵀ·x and dL/dx = dL/dz·W.
 import { ActivationStage } from "../activations.js";
 import { kernels, type Floats } from "../kernels.js";
 import type { Rng } from "../rng.js";
@@ -18,11 +20,12 @@ export class DenseLayer implements Layer {
   readonly outWidth: number;
   readonly paramCount: number;
   readonly bufferCount = 0;
+  readonly paramBlocks: readonly (readonly [number, number])[];
   private readonly activation: ActivationStage;
   private readonly needsInputGrad: boolean;
 
   // Views into the model's flat arrays (set by bind).
-  private weight: Floats = NONE; // [in, units]
+  private weight: Floats = NONE; // [units, in]
   private bias: Floats = NONE; // [units]
   private weightGrad: Floats = NONE;
   private biasGrad: Floats = NONE;
@@ -39,6 +42,7 @@ export class DenseLayer implements Layer {
     this.inWidth = context.inShape.reduce((a, b) => a * b, 1);
     this.outWidth = spec.units;
     this.paramCount = this.inWidth * spec.units + spec.units;
+    this.paramBlocks = [[spec.units, this.inWidth], [spec.units, 1]];
     this.activation = new ActivationStage(spec.activation);
     this.needsInputGrad = context.needsInputGrad;
   }
@@ -54,16 +58,11 @@ export class DenseLayer implements Layer {
   /**
    * Uniform initialisation (He or Glorot, see initLimit); biases start at zero. Uniform rather than
    * normal so that no transcendental function is involved and weights are bit-identical on every
-   * platform. Values are drawn in PyTorch order (row by row of [units, in]) so the sequence does not
-   * depend on our internal layout.
+   * platform. Values are drawn in PyTorch order, row by row of [units, in].
    */
   init(rng: Rng): void {
-    const fanIn = this.inWidth;
-    const fanOut = this.outWidth;
-    const limit = initLimit(this.activation.fn.init, fanIn, fanOut);
-    for (let o = 0; o < fanOut; o++) {
-      for (let i = 0; i < fanIn; i++) this.weight[i * fanOut + o] = rng.uniform(-limit, limit);
-    }
+    const limit = initLimit(this.activation.fn.init, this.inWidth, this.outWidth);
+    for (let i = 0; i < this.weight.length; i++) this.weight[i] = rng.uniform(-limit, limit);
     this.bias.fill(0);
   }
 
@@ -75,7 +74,7 @@ export class DenseLayer implements Layer {
 
   forward(input: Floats, rows: number, training: boolean): Floats {
     this.input = input;
-    kernels.matmul(input, this.weight, this.output, rows, this.inWidth, this.outWidth, this.bias);
+    kernels.matmulTransB(input, this.weight, this.output, rows, this.inWidth, this.outWidth, this.bias);
     this.activation.forward(this.output, rows, this.outWidth, training);
     return this.output;
   }
@@ -84,36 +83,35 @@ export class DenseLayer implements Layer {
     const units = this.outWidth;
     // dL/dz = dL/dy * f'(z), in place: the caller's buffer is ours to overwrite.
     this.activation.backward(this.output, gradOutput, rows, units);
-    // dL/dW = xᵀ · dL/dz  ([in, rows] · [rows, units]);  dL/db = column sums of dL/dz.
-    kernels.matmulTransA(this.input, gradOutput, this.weightGrad, this.inWidth, rows, units);
+    // dL/dW = (dL/dz)ᵀ · x  ([units, rows] · [rows, in]);  dL/db = column sums of dL/dz.
+    kernels.matmulTransA(gradOutput, this.input, this.weightGrad, units, rows, this.inWidth);
     kernels.sumRows(gradOutput, this.biasGrad, rows, units);
     if (!this.needsInputGrad) return null;
-    // dL/dx = dL/dz · Wᵀ  ([rows, units] · [units, in]).
-    kernels.matmulTransB(gradOutput, this.weight, this.inputGrad, rows, units, this.inWidth);
+    // dL/dx = dL/dz · W  ([rows, units] · [units, in]).
+    kernels.matmul(gradOutput, this.weight, this.inputGrad, rows, units, this.inWidth, null);
     return this.inputGrad;
   }
 
   exportTensors(): NamedTensor[] {
-    const inW = this.inWidth;
-    const units = this.outWidth;
-    const weight = new Float32Array(units * inW);
-    for (let o = 0; o < units; o++) {
-      for (let i = 0; i < inW; i++) weight[o * inW + i] = this.weight[i * units + o];
-    }
     return [
-      { name: `${this.index}.weight`, shape: [units, inW], data: weight },
-      { name: `${this.index}.bias`, shape: [units], data: Float32Array.from(this.bias) },
+      { name: `${this.index}.weight`, shape: [this.outWidth, this.inWidth], data: Float32Array.from(this.weight) },
+      { name: `${this.index}.bias`, shape: [this.outWidth], data: Float32Array.from(this.bias) },
     ];
   }
 
   importTensors(lookup: TensorLookup): void {
+    this.weight.set(lookup(`${this.index}.weight`, [this.outWidth, this.inWidth]));
+    this.bias.set(lookup(`${this.index}.bias`, [this.outWidth]));
+  }
+
+  /** Values laid out as the parameters were before the weights were stored [units, in] (snapshots of
+   *  layout 1, train.ts), at `offset` in `values`: rewritten in place in today's layout. */
+  fromLayout1(values: Floats, offset: number): void {
     const inW = this.inWidth;
     const units = this.outWidth;
-    const weight = lookup(`${this.index}.weight`, [units, inW]);
-    const bias = lookup(`${this.index}.bias`, [units]);
+    const old = values.slice(offset, offset + inW * units);
     for (let o = 0; o < units; o++) {
-      for (let i = 0; i < inW; i++) this.weight[i * units + o] = weight[o * inW + i];
+      for (let i = 0; i < inW; i++) values[offset + o * inW + i] = old[i * units + o];
     }
-    for (let o = 0; o < units; o++) this.bias[o] = bias[o];
   }
 }

@@ -49,6 +49,9 @@ export interface Layer {
   readonly paramCount: number;
   /** Number of non-trainable values this layer keeps in the model's buffers. */
   readonly bufferCount: number;
+  /** Its parameters as row-major blocks, [rows, columns] each, in order (kernels.ts: ParamBlocks);
+   *  absent: one row of paramCount. */
+  readonly paramBlocks?: readonly (readonly [number, number])[];
 
   /** Takes its views of the model's arrays: params and grads from `paramOffset`, buffers from
    *  `bufferOffset`. */

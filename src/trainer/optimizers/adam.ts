@@ -6,7 +6,7 @@
 //   w -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
 // The bias corrections undo the zero start of m and v; eps is added after correcting v, as PyTorch
 // does (not to the raw sqrt(v), as the Adam paper's "epsilon hat" variant would).
-import { kernels, type AdamStep, type Floats } from "../kernels.js";
+import { kernels, type AdamStep, type Floats, type ParamBlocks } from "../kernels.js";
 import type { OptimizerSpec } from "../schema/optimizer.js";
 import { ParamOptimizer, zerosLike } from "./base.js";
 
@@ -20,6 +20,7 @@ export class Adam extends ParamOptimizer {
     private readonly spec: AdamSpec,
     params: Floats,
     grads: Floats,
+    private readonly blocks: ParamBlocks | null = null,
   ) {
     super(params, grads, spec.clip_norm);
     this.type = spec.type;
@@ -40,7 +41,7 @@ export class Adam extends ParamOptimizer {
     s.stepSize = lr / (1 - beta1 ** step);
     s.correction2 = Math.sqrt(1 - beta2 ** step);
     const { exp_avg: m, exp_avg_sq: v } = this.state;
-    kernels.adamUpdate(this.params, this.grads, m, v, this.params.length, s);
+    kernels.adamUpdate(this.params, this.grads, m, v, this.params.length, s, this.blocks);
   }
 
   /** The step's constants, one object reused (no allocation per step). */

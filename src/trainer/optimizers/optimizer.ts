@@ -2,7 +2,7 @@
 // with `step(lr)` (the learning rate comes from the schedule, so it can change every step) and
 // state that can be exported for a checkpoint and imported to resume. Ordered simplest first, as in
 // tinygrad's optim.py: sgd, then rmsprop, then adam and adamw (one class, adam.ts).
-import type { Floats } from "../kernels.js";
+import type { Floats, ParamBlocks } from "../kernels.js";
 import type { OptimizerSpec } from "../schema/optimizer.js";
 import { Adam } from "./adam.js";
 import { RmsProp } from "./rmsprop.js";
@@ -48,16 +48,19 @@ export interface Optimizer {
 export interface ParamBuffers {
   params: Floats;
   grads: Floats;
+  /** How the parameters are laid out (a model's), which the update kernels may follow when they
+   *  share the work out over threads; absent for plain buffers. */
+  paramBlocks?: ParamBlocks | null;
 }
 
 export function createOptimizer(spec: OptimizerSpec, target: ParamBuffers): Optimizer {
   switch (spec.type) {
     case "sgd":
-      return new Sgd(spec, target.params, target.grads);
+      return new Sgd(spec, target.params, target.grads, target.paramBlocks ?? null);
     case "rmsprop":
       return new RmsProp(spec, target.params, target.grads);
     case "adam":
     case "adamw":
-      return new Adam(spec, target.params, target.grads);
+      return new Adam(spec, target.params, target.grads, target.paramBlocks ?? null);
   }
 }

@@ -5,7 +5,7 @@
 //   w -= lr * step
 // Note the learning rate multiplies the velocity rather than being folded into it, so changing lr
 // mid-training (schedules) does not rescale past momentum.
-import { kernels, type Floats } from "../kernels.js";
+import { kernels, type Floats, type ParamBlocks } from "../kernels.js";
 import type { OptimizerSpec } from "../schema/optimizer.js";
 import { ParamOptimizer, zerosLike } from "./base.js";
 
@@ -19,6 +19,7 @@ export class Sgd extends ParamOptimizer {
     private readonly spec: SgdSpec,
     params: Floats,
     grads: Floats,
+    private readonly blocks: ParamBlocks | null = null,
   ) {
     super(params, grads, spec.clip_norm);
     this.state = { velocity: zerosLike(params) };
@@ -29,6 +30,6 @@ export class Sgd extends ParamOptimizer {
   protected update(lr: number): void {
     const { momentum, nesterov, weight_decay: decay } = this.spec;
     const w = this.params;
-    kernels.sgdUpdate(w, this.grads, this.state.velocity, w.length, lr, momentum, decay, nesterov);
+    kernels.sgdUpdate(w, this.grads, this.state.velocity, w.length, lr, momentum, decay, nesterov, this.blocks);
   }
 }

@@ -20,7 +20,7 @@
 // hand those ranges to helper threads that instantiate the same module on the same memory
 // (instance.ts: kernelsModule, instantiateKernels; arena.ts: arenaMemory), each with its own work
 // area, and get the same bits. (The input-gradient pass also needs one dColT area per thread.)
-import type { Floats, Kernels, WindowGeometry } from "../kernels.js";
+import type { Floats, Kernels, ParamBlocks, WindowGeometry } from "../kernels.js";
 import { allocFloat32, arenaAddress, arenaAddressInt32 } from "./arena.js";
 import { kernelExports, type KernelExports } from "./instance.js";
 import {
@@ -37,8 +37,10 @@ import {
   TASK_RELU,
   TASK_RELU_BACKWARD,
   TASK_SGD,
+  TASK_SGD_BLOCKS,
   TASK_ADD_GRADS,
   TASK_ADAM,
+  TASK_ADAM_BLOCKS,
   TASK_SUM_SQUARES,
   type ParallelExecutor,
 } from "../parallel.js";
@@ -254,6 +256,14 @@ export function runRangeTask(
     case TASK_SGD:
       w.sgd_update(a[0], a[1], a[2], r0, r1, f[0], f[1], f[2], a[3]);
       return;
+    case TASK_SGD_BLOCKS:
+      for (let part = r0; part < r1; part++) w.sgd_update_blocks(a[0], a[1], a[2], a[4], a[5], part, a[6], f[0], f[1], f[2], a[3]);
+      return;
+    case TASK_ADAM_BLOCKS:
+      for (let part = r0; part < r1; part++) {
+        w.adam_update_blocks(a[0], a[1], a[2], a[3], a[5], a[6], part, a[7], f[0], f[1], f[2], f[3], f[4], a[4], f[5], f[6]);
+      }
+      return;
     case TASK_ADAM:
       w.adam_update(a[0], a[1], a[2], a[3], r0, r1, f[0], f[1], f[2], f[3], f[4], a[4], f[5], f[6]);
       return;
@@ -326,6 +336,20 @@ export const VALUE_PIECE = 4096;
  *  columns packs all of A for each range: it is cut into one range per thread only.) */
 export const ROW_PIECE = 64;
 
+/** The arena address of a parameter layout for `count` values, or -1 when there is none to follow
+ *  (absent, outside the arena, or for another count of values). */
+function blocksAddress(blocks: ParamBlocks | null | undefined, count: number): number {
+  if (!blocks || blocks.length < 3) return -1;
+  const last = blocks.length - 3;
+  if (blocks[last] + blocks[last + 1] * blocks[last + 2] !== count) return -1;
+  return arenaAddressInt32(blocks);
+}
+
+/** A dense layer's weight gradient (matmulTransA, [units, in]) is split by rows into one even run
+ *  per thread, the units whose outputs the thread computes in the forward product (split by columns
+ *  the same way) and whose weights it updates (ParamBlocks), when each thread gets this many. */
+const UNIT_ROWS_MIN = 16;
+
 /** The executor to split an elementwise pass over `count` values, if any. */
 function valueSplitter(count: number): ParallelExecutor | null {
   return count >= PARALLEL_MIN_VALUES ? parallelExecutor() : null;
@@ -368,14 +392,18 @@ export function createWasmKernels(js: Kernels): Kernels {
   /** w.gemm over rows [0, m), split over the executor's threads when it is large enough: by rows
    *  when there are at least as many rows as columns, else by columns (every thread packs the
    *  operand whose slices it does not split, so the smaller one is the one to pack in full). */
-  const gemm = (a: number, aRow: number, aCol: number, b: number, bRow: number, bCol: number, c: number, ldc: number, m: number, k: number, n: number, acc: number): void => {
-    const byColumns = m < n;
+  const gemm = (
+    a: number, aRow: number, aCol: number, b: number, bRow: number, bCol: number, c: number, ldc: number, m: number, k: number, n: number,
+    acc: number, unitRows = false,
+  ): void => {
+    const evenRows = unitRows && m >= UNIT_ROWS_MIN * (parallelExecutor()?.threads ?? 1);
+    const byColumns = m < n && !evenRows;
     const ex = splitter(m * k * n, byColumns ? n : m, 16);
     if (!ex) return w.gemm(a, aRow, aCol, b, bRow, bCol, c, ldc, 0, m, k, n, acc, workAt);
     const args = ex.args;
     args[0] = a; args[1] = aRow; args[2] = aCol; args[3] = b; args[4] = bRow; args[5] = bCol; args[6] = c; args[7] = ldc;
     args[8] = k; args[9] = n; args[10] = acc; args[11] = m;
-    ex.start(byColumns ? TASK_GEMM_COLUMNS : TASK_GEMM, byColumns ? n : m, 8, 0, byColumns ? 0 : ROW_PIECE);
+    ex.start(byColumns ? TASK_GEMM_COLUMNS : TASK_GEMM, byColumns ? n : m, 8, 0, byColumns || evenRows ? 0 : ROW_PIECE);
     try {
       while (ex.claim()) {
         if (byColumns) gemmColumns(w, a, aRow, aCol, b, bRow, bCol, c, ldc, m, k, acc, ex.from, ex.to, workAt);
@@ -421,15 +449,17 @@ export function createWasmKernels(js: Kernels): Kernels {
       const aAt = cAt < 0 ? -1 : stageA.address(a, k * m);
       const bAt = aAt < 0 ? -1 : stageB.address(b, k * n);
       if (bAt < 0 || !ready()) return js.matmulTransA(a, b, c, m, k, n);
-      gemm(aAt, 1, m, bAt, n, 1, cAt, n, m, k, n, 0);
+      gemm(aAt, 1, m, bAt, n, 1, cAt, n, m, k, n, 0, true);
     },
 
-    matmulTransB(a, b, c, m, k, n) {
+    matmulTransB(a, b, c, m, k, n, bias) {
       const cAt = arenaAddress(c);
       const aAt = cAt < 0 ? -1 : stageA.address(a, m * k);
       const bAt = aAt < 0 ? -1 : stageB.address(b, n * k);
-      if (bAt < 0 || !ready()) return js.matmulTransB(a, b, c, m, k, n);
-      gemm(aAt, k, 1, bAt, 1, k, cAt, n, m, k, n, 0);
+      const biasAt = bAt < 0 || !bias ? 0 : stageC.address(bias, n);
+      if (biasAt < 0 || bAt < 0 || !ready()) return js.matmulTransB(a, b, c, m, k, n, bias);
+      if (bias) w.copy_rows(cAt, n, 0, m, n, biasAt);
+      gemm(aAt, k, 1, bAt, 1, k, cAt, n, m, k, n, bias ? 1 : 0);
     },
 
     sumRows(a, out, m, n) {
@@ -666,26 +696,34 @@ export function createWasmKernels(js: Kernels): Kernels {
       w.scale_floats(at, 0, count, factor);
     },
 
-    sgdUpdate(params, grads, velocity, count, lr, momentum, decay, nesterov) {
+    sgdUpdate(params, grads, velocity, count, lr, momentum, decay, nesterov, blocks) {
       const wAt = count < SMALL_COUNT ? -1 : arenaAddress(params);
       const gAt = wAt < 0 ? -1 : arenaAddress(grads);
       const vAt = gAt < 0 ? -1 : arenaAddress(velocity);
       if (vAt < 0 || !ready()) return js.sgdUpdate(params, grads, velocity, count, lr, momentum, decay, nesterov);
       const ex = valueSplitter(count);
       if (!ex) return w.sgd_update(wAt, gAt, vAt, 0, count, lr, momentum, decay, nesterov ? 1 : 0);
+      const blocksAt = blocksAddress(blocks, count);
       const args = ex.args;
       args[0] = wAt; args[1] = gAt; args[2] = vAt; args[3] = nesterov ? 1 : 0;
       const f = ex.fargs;
       f[0] = lr; f[1] = momentum; f[2] = decay;
-      ex.start(TASK_SGD, count, 16, 0, VALUE_PIECE);
+      if (blocksAt >= 0) {
+        const parts = ex.threads;
+        args[4] = blocksAt; args[5] = blocks!.length / 3; args[6] = parts;
+        ex.start(TASK_SGD_BLOCKS, parts, 1, 0);
+      } else ex.start(TASK_SGD, count, 16, 0, VALUE_PIECE);
       try {
-        while (ex.claim()) w.sgd_update(wAt, gAt, vAt, ex.from, ex.to, lr, momentum, decay, nesterov ? 1 : 0);
+        while (ex.claim()) {
+          if (blocksAt >= 0) runRangeTask(w, p, TASK_SGD_BLOCKS, args, f, ex.from, ex.to, workAt, 0);
+          else w.sgd_update(wAt, gAt, vAt, ex.from, ex.to, lr, momentum, decay, nesterov ? 1 : 0);
+        }
       } finally {
         ex.finish();
       }
     },
 
-    adamUpdate(params, grads, expAvg, expAvgSq, count, s) {
+    adamUpdate(params, grads, expAvg, expAvgSq, count, s, blocks) {
       const wAt = count < SMALL_COUNT ? -1 : arenaAddress(params);
       const gAt = wAt < 0 ? -1 : arenaAddress(grads);
       const mAt = gAt < 0 ? -1 : arenaAddress(expAvg);
@@ -698,9 +736,17 @@ export function createWasmKernels(js: Kernels): Kernels {
       args[0] = wAt; args[1] = gAt; args[2] = mAt; args[3] = vAt; args[4] = decoupled;
       const f = ex.fargs;
       f[0] = s.beta1; f[1] = s.beta2; f[2] = s.eps; f[3] = s.l2; f[4] = s.shrink; f[5] = s.stepSize; f[6] = s.correction2;
-      ex.start(TASK_ADAM, count, 16, 0, VALUE_PIECE);
+      const blocksAt = blocksAddress(blocks, count);
+      if (blocksAt >= 0) {
+        const parts = ex.threads;
+        args[5] = blocksAt; args[6] = blocks!.length / 3; args[7] = parts;
+        ex.start(TASK_ADAM_BLOCKS, parts, 1, 0);
+      } else ex.start(TASK_ADAM, count, 16, 0, VALUE_PIECE);
       try {
-        while (ex.claim()) w.adam_update(wAt, gAt, mAt, vAt, ex.from, ex.to, s.beta1, s.beta2, s.eps, s.l2, s.shrink, decoupled, s.stepSize, s.correction2);
+        while (ex.claim()) {
+          if (blocksAt >= 0) runRangeTask(w, p, TASK_ADAM_BLOCKS, args, f, ex.from, ex.to, workAt, 0);
+          else w.adam_update(wAt, gAt, mAt, vAt, ex.from, ex.to, s.beta1, s.beta2, s.eps, s.l2, s.shrink, decoupled, s.stepSize, s.correction2);
+        }
       } finally {
         ex.finish();
       }

@@ -66,6 +66,23 @@ describe("kernels", () => {
     );
   });
 
+  it("matmulTransB with a bias: the bias added to every row", () => {
+    const a = random(m * kk);
+    const b = random(n * kk);
+    const bias = random(n);
+    const c = new Float64Array(m * n).fill(7);
+    k.matmulTransB(a, b, c, m, kk, n, bias);
+    expectClose(
+      c,
+      Array.from({ length: m * n }, (_, idx) => {
+        const [i, j] = [Math.floor(idx / n), idx % n];
+        let s = bias[j];
+        for (let p = 0; p < kk; p++) s += at(a, kk, i, p) * at(b, kk, j, p);
+        return s;
+      }),
+    );
+  });
+
   it("only touches the first m rows of larger buffers", () => {
     const c = new Float64Array(2 * n + 3).fill(9);
     k.matmul(random(2 * kk), random(kk * n), c, 2, kk, n, null);

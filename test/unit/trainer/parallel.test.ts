@@ -3,8 +3,8 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { buildModel, createLoss, createOptimizer, modelSchema, optimizerSchema } from "../../../src/trainer/index.js";
 import { chunkBounds, parallelExecutor, rangeStart } from "../../../src/trainer/parallel.js";
-import { kernels, kernelsChoice } from "../../../src/trainer/kernels.js";
-import { allocFloat32 } from "../../../src/trainer/wasm/arena.js";
+import { jsKernels, kernels, kernelsChoice } from "../../../src/trainer/kernels.js";
+import { allocFloat32, allocInt32 } from "../../../src/trainer/wasm/arena.js";
 import { VALUE_PIECE } from "../../../src/trainer/wasm/wasm-kernels.js";
 import { inputWidth, syntheticData, targetWidth, WORKLOADS, type Workload } from "../../bench/workloads.js";
 import {
@@ -148,6 +148,58 @@ describe("parallel kernels", () => {
       await local.close();
     }
     expect(parallelExecutor()).toBeNull();
+  }, 60_000);
+
+  it("updates parameters by blocks of rows (ParamBlocks) to the same bits as the flat JS loop, for SGD and Adam, 2 and 3 threads", async () => {
+    // Blocks of every kind of shape: rows not a multiple of 8, fewer rows than 8 per thread, one
+    // row, one column (a bias), a long column (any other layer's parameters).
+    const shapes: [number, number][] = [[37, 301], [37, 1], [1, 700], [5, 9], [12_000, 1], [256, 64], [3, 1]];
+    const count = shapes.reduce((n, [r, c]) => n + r * c, 0);
+    expect(count).toBeGreaterThan(1 << 15); // large enough to be split over the threads
+    const blocks = allocInt32(3 * shapes.length);
+    let at = 0;
+    shapes.forEach(([rows, cols], i) => {
+      blocks.set([at, rows, cols], 3 * i);
+      at += rows * cols;
+    });
+    // In the arena, where the WebAssembly kernels run (filled in place: map would copy out of it).
+    const fill = () => {
+      const params = allocFloat32(count);
+      const grads = allocFloat32(count);
+      for (let i = 0; i < count; i++) {
+        params[i] = Math.sin(i);
+        grads[i] = Math.cos(7 * i) * 0.1;
+      }
+      return { params, grads, s1: allocFloat32(count), s2: allocFloat32(count) };
+    };
+    const adam = { beta1: 0.9, beta2: 0.999, eps: 1e-8, l2: 0.01, shrink: 1, decoupled: false, stepSize: 0.001, correction2: 0.05 };
+    const steps = (withBlocks: boolean, js: boolean) => {
+      const sgd = fill();
+      const ad = fill();
+      const k = js ? jsKernels : kernels;
+      for (let t = 0; t < 5; t++) {
+        k.sgdUpdate(sgd.params, sgd.grads, sgd.s1, count, 0.01, 0.9, 0.001, t % 2 === 1, withBlocks ? blocks : null);
+        k.adamUpdate(ad.params, ad.grads, ad.s1, ad.s2, count, adam, withBlocks ? blocks : null);
+      }
+      const all = [sgd.params, sgd.s1, ad.params, ad.s1, ad.s2];
+      const out = new Uint32Array(all.length * count);
+      all.forEach((a, i) => out.set(bits(a), i * count));
+      return out;
+    };
+    // The first value that differs from the reference (-1: none), a short message when one does.
+    const reference = steps(false, true);
+    const firstDifference = (a: Uint32Array) => a.findIndex((v, i) => v !== reference[i]);
+    expect(parallelExecutor()).toBeNull();
+    expect(firstDifference(steps(true, false))).toBe(-1);
+    for (const threads of [2, 3]) {
+      const local = await startKernelPool(threads);
+      try {
+        expect(firstDifference(steps(true, false))).toBe(-1);
+        expect(firstDifference(steps(false, false))).toBe(-1);
+      } finally {
+        await local.close();
+      }
+    }
   }, 60_000);
 
   it("gives the single-thread results through tasks of different counts of ranges back to back", async () => {

@@ -222,3 +222,42 @@ describe("resuming from a snapshot", () => {
     expect(resumed.model.exportTensors().map((t) => bytesOf(t.data))).toEqual(whole.result.model.exportTensors().map((t) => bytesOf(t.data)));
   });
 });
+
+describe("resuming from a snapshot of layout 1 (written when dense weights were stored [in, units])", () => {
+  /** Rewrites one-per-parameter values of the regression net (4 inputs, dense 16, dense 1) from
+   *  today's layout to layout 1's: the first weight matrix [16, 4] as [4, 16]; the rest stays (the
+   *  second, [1, 16], has the same order either way). */
+  function toLayout1(values: Float32Array): Float32Array {
+    const out = values.slice();
+    for (let o = 0; o < 16; o++) for (let i = 0; i < 4; i++) out[i * 16 + o] = values[o * 4 + i];
+    return out;
+  }
+
+  it("converts the optimizer's state and the kept best weights, and continues bit for bit", () => {
+    const config = regression({ early_stopping: { patience: 50, restore_best_weights: true }, epochs: 8 });
+    const data = regressionData();
+    const whole = run(config, data);
+    const current = structuredClone(whole.snapshots[3]);
+    expect(current.layout).toBe(2);
+    const kept = current.tracking.early?.weights;
+    expect(kept).toBeTruthy();
+    const legacy = structuredClone(current);
+    delete legacy.layout;
+    const velocity = current.optimizer.tensors.velocity as Float32Array;
+    legacy.optimizer.tensors.velocity = toLayout1(velocity);
+    legacy.tracking.early!.weights!.params = toLayout1(kept!.params as Float32Array);
+    // The conversion has something to do: the first matrix's values are not symmetric in place.
+    expect(bytesOf(legacy.optimizer.tensors.velocity)).not.toEqual(bytesOf(velocity));
+
+    const resumedReports: EpochReport[] = [];
+    const resumed = train(config, data, { onEpoch: (r) => resumedReports.push(r) }, legacy);
+    const strip = ({ threads: _threads, ...r }: EpochReport) => ({ ...r, durationMs: 0, samplesPerSec: 0 });
+    expect(resumedReports.map(strip)).toEqual(whole.reports.slice(4).map(strip));
+    expect(resumed.model.exportTensors().map((t) => bytesOf(t.data))).toEqual(whole.result.model.exportTensors().map((t) => bytesOf(t.data)));
+    // Without the conversion the same run would go elsewhere: the momentum would be scrambled.
+    const unconverted = structuredClone(legacy);
+    unconverted.layout = 2;
+    const wrong = train(config, data, { onEpoch: () => {} }, unconverted);
+    expect(wrong.model.exportTensors().map((t) => bytesOf(t.data))).not.toEqual(whole.result.model.exportTensors().map((t) => bytesOf(t.data)));
+  });
+});

@@ -87,7 +87,7 @@ describe("matrix products = the JS kernels, to 1e-5 of the terms' size", () => {
   for (let t = 0; t < 12; t++) shapes.push([1 + rng.int(80), 1 + rng.int(700), 1 + rng.int(300)]);
 
   for (const [m, k, n] of shapes) {
-    it(`${m}x${k}x${n}: matmul (with and without bias), matmulTransA, matmulTransB`, () => {
+    it(`${m}x${k}x${n}: matmul and matmulTransB (with and without bias), matmulTransA`, () => {
       const a = random(m * k);
       const b = random(k * n);
       const bias = random(n);
@@ -109,6 +109,7 @@ describe("matrix products = the JS kernels, to 1e-5 of the terms' size", () => {
       // a read as [k, m] and b as [n, k]: the same arrays, other shapes.
       run((kk, c, isAbs) => kk.matmulTransA(isAbs ? aa : a, isAbs ? ab : b, c, m, k, n));
       run((kk, c, isAbs) => kk.matmulTransB(isAbs ? aa : a, isAbs ? ab : b, c, m, k, n));
+      run((kk, c, isAbs) => kk.matmulTransB(isAbs ? aa : a, isAbs ? ab : b, c, m, k, n, isAbs ? abias : bias));
     });
   }
 

@@ -46,11 +46,14 @@ export interface Kernels {
    *  gradients: output grads · weights). */
   matmul(a: Floats, b: Floats, c: Floats, m: number, k: number, n: number, bias: Floats | null): void;
   /** C[m×n] = Aᵀ · B, where A is [k×m] and B is [k×n] (a dense layer's weight gradients: output
-   *  gradsᵀ · inputs). */
-  matmulTransA(a: Floats, b: Floats, c: Floats, m: number, k: number, n: number): void;
+   *  gradsᵀ · inputs). With `reluOf` (y, [k×m] like A), A is first multiplied in place by relu's
+   *  derivative at y, as reluBackward(y, A, k·m) does; with `sums`, the column sums of A (after
+   *  that) are written to sums[m], as sumRows(A, sums, k, m) does (a relu dense layer's backward). */
+  matmulTransA(a: Floats, b: Floats, c: Floats, m: number, k: number, n: number, reluOf?: Floats | null, sums?: Floats | null): void;
   /** C[m×n] = A · Bᵀ, where A is [m×k] and B is [n×k] (a dense layer's outputs: inputs · weightsᵀ),
-   *  plus `bias[n]` added to every row when given. */
-  matmulTransB(a: Floats, b: Floats, c: Floats, m: number, k: number, n: number, bias?: Floats | null): void;
+   *  plus `bias[n]` added to every row when given, then relu applied to C when `relu` (as
+   *  relu(C, m·n) does). */
+  matmulTransB(a: Floats, b: Floats, c: Floats, m: number, k: number, n: number, bias?: Floats | null, relu?: boolean): void;
   /** out[j] = Σ_i a[i×n + j] over m rows (bias gradients). */
   sumRows(a: Floats, out: Floats, m: number, n: number): void;
 
@@ -439,15 +442,18 @@ export const jsKernels: Kernels = {
     gemm(a, 0, k, 1, b, 0, n, 1, c, 0, m, k, n, true);
   },
 
-  matmulTransA(a, b, c, m, k, n) {
+  matmulTransA(a, b, c, m, k, n, reluOf, sums) {
+    if (reluOf) jsKernels.reluBackward(reluOf, a, k * m);
+    if (sums) jsKernels.sumRows(a, sums, k, m);
     gemm(a, 0, 1, m, b, 0, n, 1, c, 0, m, k, n, false);
   },
 
-  matmulTransB(a, b, c, m, k, n, bias) {
+  matmulTransB(a, b, c, m, k, n, bias, relu) {
     if (bias) {
       for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) c[i * n + j] = bias[j];
     }
     gemm(a, 0, k, 1, b, 0, 1, k, c, 0, m, k, n, !!bias);
+    if (relu) jsKernels.relu(c, m * n);
   },
 
   sumRows(a, out, m, n) {

@@ -74,18 +74,25 @@ export class DenseLayer implements Layer {
 
   forward(input: Floats, rows: number, training: boolean): Floats {
     this.input = input;
-    kernels.matmulTransB(input, this.weight, this.output, rows, this.inWidth, this.outWidth, this.bias);
-    this.activation.forward(this.output, rows, this.outWidth, training);
+    // relu is applied by the product itself, on each thread's own block of the output.
+    const relu = this.activation.name === "relu";
+    kernels.matmulTransB(input, this.weight, this.output, rows, this.inWidth, this.outWidth, this.bias, relu);
+    if (!relu) this.activation.forward(this.output, rows, this.outWidth, training);
     return this.output;
   }
 
   backward(gradOutput: Floats, rows: number): Floats | null {
     const units = this.outWidth;
     // dL/dz = dL/dy * f'(z), in place: the caller's buffer is ours to overwrite.
-    this.activation.backward(this.output, gradOutput, rows, units);
     // dL/dW = (dL/dz)ᵀ · x  ([units, rows] · [rows, in]);  dL/db = column sums of dL/dz.
-    kernels.matmulTransA(gradOutput, this.input, this.weightGrad, units, rows, this.inWidth);
-    kernels.sumRows(gradOutput, this.biasGrad, rows, units);
+    if (this.activation.name === "relu") {
+      // The product applies relu's derivative and sums the columns itself, each thread on its units.
+      kernels.matmulTransA(gradOutput, this.input, this.weightGrad, units, rows, this.inWidth, this.output, this.biasGrad);
+    } else {
+      this.activation.backward(this.output, gradOutput, rows, units);
+      kernels.matmulTransA(gradOutput, this.input, this.weightGrad, units, rows, this.inWidth);
+      kernels.sumRows(gradOutput, this.biasGrad, rows, units);
+    }
     if (!this.needsInputGrad) return null;
     // dL/dx = dL/dz · W  ([rows, units] · [units, in]).
     kernels.matmul(gradOutput, this.weight, this.inputGrad, rows, units, this.inWidth, null);

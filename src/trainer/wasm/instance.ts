@@ -33,6 +33,8 @@ export interface KernelExports {
   add_row_sums(a: number, out: number, n: number, r0: number, r1: number): void;
   relu(x: number, count: number): void;
   relu_backward(y: number, grad: number, count: number): void;
+  relu_rows(c: number, ld: number, i0: number, i1: number, n: number): void;
+  relu_backward_rows(y: number, grad: number, ld: number, i0: number, i1: number, n: number): void;
   tanh_backward(y: number, grad: number, count: number): void;
   sigmoid_backward(y: number, grad: number, count: number): void;
   /** Planes [p0, planes). */

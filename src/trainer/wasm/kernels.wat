@@ -695,6 +695,27 @@
         (local.set $x (i32.add (local.get $x) (i32.const 4)))
         (br $scalar))))
 
+  ;; relu on `n` values of each of rows [i0, i1) of the matrix at c, `ld` values a row (a block of
+  ;; columns of a product's output: the columns a thread computed).
+  (func $relu_rows (export "relu_rows") (param $c i32) (param $ld i32) (param $i0 i32) (param $i1 i32) (param $n i32)
+    (block $done
+      (loop $rows
+        (br_if $done (i32.ge_s (local.get $i0) (local.get $i1)))
+        (call $relu (i32.add (local.get $c) (i32.shl (i32.mul (local.get $i0) (local.get $ld)) (i32.const 2))) (local.get $n))
+        (local.set $i0 (i32.add (local.get $i0) (i32.const 1)))
+        (br $rows))))
+
+  ;; relu_backward on `n` values of each of rows [i0, i1) of y and g, both `ld` values a row.
+  (func $relu_backward_rows (export "relu_backward_rows") (param $y i32) (param $g i32) (param $ld i32) (param $i0 i32) (param $i1 i32) (param $n i32)
+    (local $off i32)
+    (block $done
+      (loop $rows
+        (br_if $done (i32.ge_s (local.get $i0) (local.get $i1)))
+        (local.set $off (i32.shl (i32.mul (local.get $i0) (local.get $ld)) (i32.const 2)))
+        (call $relu_backward (i32.add (local.get $y) (local.get $off)) (i32.add (local.get $g) (local.get $off)) (local.get $n))
+        (local.set $i0 (i32.add (local.get $i0) (i32.const 1)))
+        (br $rows))))
+
   ;; grad = grad·(y > 0 ? 1 : 0).
   (func $relu_backward (export "relu_backward") (param $y i32) (param $g i32) (param $count i32)
     (local $end i32) (local $end4 i32)

@@ -248,10 +248,8 @@ export function runRangeTask(
 ): void {
   switch (task) {
     case TASK_GEMM:
-      w.gemm(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], r0, r1, a[8], a[9], a[10], work);
-      return;
     case TASK_GEMM_COLUMNS:
-      gemmColumns(w, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[11], a[8], a[10], r0, r1, work);
+      gemmRange(w, a, task === TASK_GEMM_COLUMNS, r0, r1, work);
       return;
     case TASK_SGD:
       w.sgd_update(a[0], a[1], a[2], r0, r1, f[0], f[1], f[2], a[3]);
@@ -312,6 +310,28 @@ export function runRangeTask(
 export function addGradSlots(w: KernelExports, args: Int32Array, i0: number, i1: number): void {
   const slots = args[1];
   for (let r = 0; r < slots; r++) w.add_floats(args[0], args[2 + r], i0, i1);
+}
+
+/**
+ * Range [r0, r1) of a split product (TASK_GEMM: rows of C; TASK_GEMM_COLUMNS: columns), with the
+ * work around it on the same rows or columns (see the kernels' gemm): A's prologue on A's columns
+ * r0..r1 (C's rows: A is stored [k, m], transposed), the bias copied into C's block, the product
+ * accumulated onto it, relu on the block. args as TASK_GEMM (parallel.ts).
+ */
+export function gemmRange(w: KernelExports, a: Int32Array, byColumns: boolean, r0: number, r1: number, work: number): void {
+  const c = a[6], ldc = a[7], k = a[8], n = a[9], m = a[11], bias = a[12];
+  const acc = bias !== 0 ? 1 : a[10];
+  if (!byColumns && a[14] !== 0) w.relu_backward_rows(a[14] + 4 * r0, a[0] + 4 * r0, a[2], 0, k, r1 - r0);
+  if (!byColumns && a[15] !== 0) w.sum_rows(a[0], a[15], k, a[2], r0, r1);
+  if (byColumns) {
+    if (bias !== 0) w.copy_rows(c + 4 * r0, ldc, 0, m, r1 - r0, bias + 4 * r0);
+    gemmColumns(w, a[0], a[1], a[2], a[3], a[4], a[5], c, ldc, m, k, acc, r0, r1, work);
+    if (a[13] !== 0) w.relu_rows(c + 4 * r0, ldc, 0, m, r1 - r0);
+  } else {
+    if (bias !== 0) w.copy_rows(c, ldc, r0, r1, n, bias);
+    w.gemm(a[0], a[1], a[2], a[3], a[4], a[5], c, ldc, r0, r1, k, n, acc, work);
+    if (a[13] !== 0) w.relu_rows(c, ldc, r0, r1, n);
+  }
 }
 
 /** Columns [j0, j1) of the product C = A·B over all m rows: B and C start j0 columns in. Each
@@ -392,23 +412,41 @@ export function createWasmKernels(js: Kernels): Kernels {
   /** w.gemm over rows [0, m), split over the executor's threads when it is large enough: by rows
    *  when there are at least as many rows as columns, else by columns (every thread packs the
    *  operand whose slices it does not split, so the smaller one is the one to pack in full). */
+  /**
+   * w.gemm over rows [0, m) with what a dense layer does around it: `bias` (an address, 0: none)
+   * copied into C first, relu applied to C after (`relu`); before, with `reluOf` (y's address),
+   * A ([k, m], stored transposed) multiplied by relu's derivative at y in place, and with `sums`
+   * its column sums written there. Split over the executor's threads when it is large enough: by
+   * rows when there are at least as many rows as columns, else by columns (every thread packs the
+   * operand whose slices it does not split, so the smaller one is the one to pack in full); with
+   * `unitRows` (a weight gradient, [units, in]) by rows into one even run per thread. Each thread
+   * does the work around the product on its own rows or columns (gemmRange).
+   */
   const gemm = (
     a: number, aRow: number, aCol: number, b: number, bRow: number, bCol: number, c: number, ldc: number, m: number, k: number, n: number,
-    acc: number, unitRows = false,
+    acc: number, unitRows = false, bias = 0, relu = false, reluOf = 0, sums = 0,
   ): void => {
     const evenRows = unitRows && m >= UNIT_ROWS_MIN * (parallelExecutor()?.threads ?? 1);
     const byColumns = m < n && !evenRows;
     const ex = splitter(m * k * n, byColumns ? n : m, 16);
-    if (!ex) return w.gemm(a, aRow, aCol, b, bRow, bCol, c, ldc, 0, m, k, n, acc, workAt);
+    // A's prologue runs by A's columns, which are C's rows: on one thread unless split by rows.
+    if ((!ex || byColumns) && (reluOf !== 0 || sums !== 0)) {
+      if (reluOf !== 0) w.relu_backward(reluOf, a, k * m);
+      if (sums !== 0) w.sum_rows(a, sums, k, m, 0, m);
+      reluOf = sums = 0;
+    }
+    if (!ex) {
+      if (bias !== 0) w.copy_rows(c, ldc, 0, m, n, bias);
+      w.gemm(a, aRow, aCol, b, bRow, bCol, c, ldc, 0, m, k, n, bias !== 0 ? 1 : acc, workAt);
+      if (relu) w.relu_rows(c, ldc, 0, m, n);
+      return;
+    }
     const args = ex.args;
     args[0] = a; args[1] = aRow; args[2] = aCol; args[3] = b; args[4] = bRow; args[5] = bCol; args[6] = c; args[7] = ldc;
-    args[8] = k; args[9] = n; args[10] = acc; args[11] = m;
+    args[8] = k; args[9] = n; args[10] = acc; args[11] = m; args[12] = bias; args[13] = relu ? 1 : 0; args[14] = reluOf; args[15] = sums;
     ex.start(byColumns ? TASK_GEMM_COLUMNS : TASK_GEMM, byColumns ? n : m, 8, 0, byColumns || evenRows ? 0 : ROW_PIECE);
     try {
-      while (ex.claim()) {
-        if (byColumns) gemmColumns(w, a, aRow, aCol, b, bRow, bCol, c, ldc, m, k, acc, ex.from, ex.to, workAt);
-        else w.gemm(a, aRow, aCol, b, bRow, bCol, c, ldc, ex.from, ex.to, k, n, acc, workAt);
-      }
+      while (ex.claim()) gemmRange(w, args, byColumns, ex.from, ex.to, workAt);
     } finally {
       ex.finish();
     }
@@ -440,26 +478,27 @@ export function createWasmKernels(js: Kernels): Kernels {
       const bAt = aAt < 0 ? -1 : stageB.address(b, k * n);
       const biasAt = bAt < 0 || !bias ? 0 : stageC.address(bias, n);
       if (biasAt < 0 || bAt < 0 || !ready()) return js.matmul(a, b, c, m, k, n, bias);
-      if (bias) w.copy_rows(cAt, n, 0, m, n, biasAt);
-      gemm(aAt, k, 1, bAt, n, 1, cAt, n, m, k, n, bias ? 1 : 0);
+      gemm(aAt, k, 1, bAt, n, 1, cAt, n, m, k, n, 0, false, biasAt);
     },
 
-    matmulTransA(a, b, c, m, k, n) {
+    matmulTransA(a, b, c, m, k, n, reluOf, sums) {
       const cAt = arenaAddress(c);
-      const aAt = cAt < 0 ? -1 : stageA.address(a, k * m);
+      // A changed in place (reluOf) must be the caller's own array, not a staged copy.
+      const aAt = cAt < 0 ? -1 : reluOf ? arenaAddress(a) : stageA.address(a, k * m);
       const bAt = aAt < 0 ? -1 : stageB.address(b, k * n);
-      if (bAt < 0 || !ready()) return js.matmulTransA(a, b, c, m, k, n);
-      gemm(aAt, 1, m, bAt, n, 1, cAt, n, m, k, n, 0, true);
+      const yAt = bAt < 0 || !reluOf ? 0 : arenaAddress(reluOf);
+      const sumsAt = yAt < 0 || !sums ? 0 : arenaAddress(sums);
+      if (sumsAt < 0 || yAt < 0 || bAt < 0 || !ready()) return js.matmulTransA(a, b, c, m, k, n, reluOf, sums);
+      gemm(aAt, 1, m, bAt, n, 1, cAt, n, m, k, n, 0, true, 0, false, yAt, sumsAt);
     },
 
-    matmulTransB(a, b, c, m, k, n, bias) {
+    matmulTransB(a, b, c, m, k, n, bias, relu) {
       const cAt = arenaAddress(c);
       const aAt = cAt < 0 ? -1 : stageA.address(a, m * k);
       const bAt = aAt < 0 ? -1 : stageB.address(b, n * k);
       const biasAt = bAt < 0 || !bias ? 0 : stageC.address(bias, n);
-      if (biasAt < 0 || bAt < 0 || !ready()) return js.matmulTransB(a, b, c, m, k, n, bias);
-      if (bias) w.copy_rows(cAt, n, 0, m, n, biasAt);
-      gemm(aAt, k, 1, bAt, 1, k, cAt, n, m, k, n, bias ? 1 : 0);
+      if (biasAt < 0 || bAt < 0 || !ready()) return js.matmulTransB(a, b, c, m, k, n, bias, relu);
+      gemm(aAt, k, 1, bAt, 1, k, cAt, n, m, k, n, 0, false, biasAt, relu === true);
     },
 
     sumRows(a, out, m, n) {

@@ -110,6 +110,29 @@ describe("matrix products = the JS kernels, to 1e-5 of the terms' size", () => {
       run((kk, c, isAbs) => kk.matmulTransA(isAbs ? aa : a, isAbs ? ab : b, c, m, k, n));
       run((kk, c, isAbs) => kk.matmulTransB(isAbs ? aa : a, isAbs ? ab : b, c, m, k, n));
       run((kk, c, isAbs) => kk.matmulTransB(isAbs ? aa : a, isAbs ? ab : b, c, m, k, n, isAbs ? abias : bias));
+      // With relu after: relu of the same products (relu of the bound is the bound).
+      run((kk, c, isAbs) => kk.matmulTransB(isAbs ? aa : a, isAbs ? ab : b, c, m, k, n, isAbs ? abias : bias, !isAbs));
+    });
+
+    it(`${m}x${k}x${n}: matmulTransA after relu's derivative, with the column sums: A and the sums exactly as the JS kernels'`, () => {
+      // A is [k, m] (an output gradient), y ([k, m]) the layer's output; about half of y is 0.
+      const y = random(k * m).map((v) => Math.max(0, v));
+      const yIn = inArena(y);
+      const b = random(k * n);
+      const a0 = random(k * m);
+      const results = [jsKernels, wasmKernels].map((kk) => {
+        const a = inArena(a0);
+        const c = allocFloat32(m * n);
+        const sums = allocFloat32(m);
+        kk.matmulTransA(a, b, c, m, k, n, yIn, sums);
+        return { a, c, sums };
+      });
+      const [js, wasm] = results;
+      expect(Array.from(wasm.a)).toEqual(Array.from(js.a));
+      expect(Array.from(wasm.sums)).toEqual(Array.from(js.sums));
+      const scale = allocFloat32(m * n);
+      jsKernels.matmulTransA(abs(js.a), abs(b), scale, m, k, n);
+      expectWithin(wasm.c, js.c, scale, 1e-5, m * n);
     });
   }
 

@@ -45,8 +45,9 @@ export interface ConcurrencyResult {
   twoThreads: number | null;
   /** The median over rounds of (2 threads ÷ the pair's sum in the same round); target >= 0.85. */
   ratio: number | null;
-  /** Each round: both single-thread processes' samples/s, and the 2-thread turn next to them. */
-  rounds: { pair: number[]; twoThreads: number | null }[];
+  /** Each round: both single-thread processes' samples/s, the 2-thread turn next to them, and the
+   *  cores' round trip just before that turn (core-latency.ts; null where not measured). */
+  rounds: { pair: number[]; twoThreads: number | null; roundTripNs: number | null }[];
   note: string | null;
 }
 
@@ -135,8 +136,12 @@ export function formatReport(report: BenchReport): string {
         `  ${c.workload}: ${c.perProcess.map(fmtInt).join(" + ")} (medians) = ${fmtInt(c.combined)} samples/s combined ` +
           `(other: ${c.otherCores.map((o) => fmtOther(o, 1)).join(", ")}, ~1 is the sibling); 2 threads: ${two}`,
       );
-      const rounds = c.rounds.map((r) => `${fmtInt(r.pair[0] + r.pair[1])}/${r.twoThreads === null ? "-" : fmtInt(r.twoThreads)}`);
-      if (rounds.length > 0) out.push(`      rounds (pair sum / 2 threads): ${rounds.join(", ")}`);
+      const rounds = c.rounds.map(
+        (r) =>
+          `${fmtInt(r.pair[0] + r.pair[1])}/${r.twoThreads === null ? "-" : fmtInt(r.twoThreads)}` +
+          `/${r.roundTripNs === null ? "-" : Math.round(r.roundTripNs)}`,
+      );
+      if (rounds.length > 0) out.push(`      rounds (pair sum / 2 threads / cores' round trip in ns): ${rounds.join(", ")}`);
     }
   }
   if (report.heap) {

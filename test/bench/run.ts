@@ -13,6 +13,7 @@ import { writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import { blasAlternative, runGroup, runOne, startChild, torchAvailable, waitForQuiet } from "./children.js";
+import { coreRoundTrip } from "./core-latency.js";
 import { FULL_PLAN, median, PEER_IDS, QUICK_PLAN, type ChildRequest, type ChildResult, type PeerId, type TimingPlan } from "./protocol.js";
 import { DISTURBED_CORES, formatReport, type BenchReport, type ConcurrencyResult, type HeapResult, type Row } from "./report.js";
 import { gemmFlopsPerSample, WORKLOAD_IDS, WORKLOADS, type WorkloadId } from "./workloads.js";
@@ -202,17 +203,23 @@ async function ceiling(id: WorkloadId, ours1: Row, ours2: Row | null): Promise<C
   await quietMoment();
   const pair = [startChild(single, timeoutMs), startChild(single, timeoutMs)];
   const threaded = withTwo ? startChild(two, timeoutMs) : null;
-  const perRound: { pair: number[]; two: number | null }[] = [];
+  const perRound: { pair: number[]; two: number | null; roundTrip: number | null }[] = [];
   // Round -1 is not counted: the three warmed up at the same time on two cores, so each did less
   // warm-up than a lone process does.
   for (let r = -1; r < rounds; r++) {
     const twoFirst = r % 2 === 1;
     let two: number | null = null;
-    if (threaded && twoFirst) [two] = await runGroup([threaded]);
+    // Where the host has the two cores now (core-latency.ts), measured just before the 2-thread turn.
+    let roundTrip: number | null = null;
+    const runTwo = async () => {
+      roundTrip = await coreRoundTrip();
+      [two] = await runGroup([threaded!]);
+    };
+    if (threaded && twoFirst) await runTwo();
     const pairRuns = await runGroup(pair);
-    if (threaded && !twoFirst) [two] = await runGroup([threaded]);
+    if (threaded && !twoFirst) await runTwo();
     if (pairRuns.some((v) => v === null)) break;
-    if (r >= 0) perRound.push({ pair: pairRuns as number[], two });
+    if (r >= 0) perRound.push({ pair: pairRuns as number[], two, roundTrip });
   }
   const children = [...pair, ...(threaded ? [threaded] : [])];
   // A child that died ended the rounds early: the others would wait at their barrier for ever.
@@ -236,7 +243,7 @@ async function ceiling(id: WorkloadId, ours1: Row, ours2: Row | null): Promise<C
     combined,
     twoThreads,
     ratio: ratios.length > 0 ? median(ratios) : null,
-    rounds: perRound.map((p) => ({ pair: p.pair, twoThreads: p.two })),
+    rounds: perRound.map((p) => ({ pair: p.pair, twoThreads: p.two, roundTripNs: p.roundTrip })),
     note: withTwo ? null : (ours2?.note ?? "ours with 2 threads was not measured"),
   };
 }

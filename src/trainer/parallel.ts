@@ -38,7 +38,9 @@ import type { FoldedActivation } from "./model.js";
 
 /** What a helper is asked to do (the kernel id of the work descriptor). */
 export const TASK_QUIT = 0;
-/** Output rows [i0, i1) of a GEMM. args: a, aRow, aCol, b, bRow, bCol, c, ldc, k, n, accumulate. */
+/** Output rows [i0, i1) of a GEMM. args: a, aRow, aCol, b, bRow, bCol, c, ldc, k, n, accumulate, m,
+ *  then what a dense layer does around it on the same rows (wasm-kernels.ts: gemmRange): bias (0:
+ *  none), relu, reluOf (A's relu derivative first, 0: none), sums (A's column sums, 0: none). */
 export const TASK_GEMM = 1;
 /** conv2d forward for samples [r0, r1). args: in, weight, bias, out, scratch, keep, filters, -, geometry. */
 export const TASK_CONV_FORWARD = 2;
@@ -49,7 +51,7 @@ export const TASK_CONV_PARAM_GRADS = 3;
 export const TASK_CONV_INPUT_GRADS = 4;
 
 /** Columns [j0, j1) of a GEMM (for products with fewer rows than columns: each thread then packs
- *  only its own columns of B, and all of the smaller A). args as TASK_GEMM, plus m at 11. */
+ *  only its own columns of B, and all of the smaller A). args as TASK_GEMM (the bias and relu on these columns; no A prologue). */
 export const TASK_GEMM_COLUMNS = 5;
 /** SGD with momentum on parameters [i0, i1). args: params, grads, velocity, nesterov; fargs: lr,
  *  momentum, weight decay. */

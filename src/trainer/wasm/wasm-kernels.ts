@@ -409,9 +409,6 @@ export function createWasmKernels(js: Kernels): Kernels {
   const stageA = new Staging();
   const stageB = new Staging();
   const stageC = new Staging();
-  /** w.gemm over rows [0, m), split over the executor's threads when it is large enough: by rows
-   *  when there are at least as many rows as columns, else by columns (every thread packs the
-   *  operand whose slices it does not split, so the smaller one is the one to pack in full). */
   /**
    * w.gemm over rows [0, m) with what a dense layer does around it: `bias` (an address, 0: none)
    * copied into C first, relu applied to C after (`relu`); before, with `reluOf` (y's address),

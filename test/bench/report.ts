@@ -1,6 +1,6 @@
 // The bench's results: what run.ts collects, and the table it prints (the same data goes to
 // --json as is).
-import { median, type HeapMeasurement } from "./protocol.js";
+import type { HeapMeasurement } from "./protocol.js";
 import type { WorkloadId } from "./workloads.js";
 
 export type RowStatus = "ok" | "cannot" | "skipped" | "n/a" | "error";
@@ -72,22 +72,6 @@ const fmtInt = (n: number) => Math.round(n).toLocaleString("en-US");
 /** Other work above this many cores during a measurement marks the figure as disturbed. */
 export const DISTURBED_CORES = 0.25;
 const fmtOther = (c: number | null, expected = 0) => (c === null ? "?" : `${Math.max(0, c).toFixed(2)}${c - expected > DISTURBED_CORES ? " !" : ""}`);
-/** A round trip (core-latency.ts, from JS) below this, in ns, had the two cores close together
- *  (seen: 100-250 ns), above it far apart (seen: 520-620 ns). */
-export const CLOSE_CORES_NS = 350;
-
-/** The median 2-thread ratio of the rounds with the cores close, and of those with them apart. */
-export function ratiosByCorePlace(rounds: ConcurrencyResult["rounds"]): string[] {
-  const out: string[] = [];
-  for (const [label, close] of [["close", true], ["apart", false]] as const) {
-    const ratios = rounds
-      .filter((r) => r.twoThreads !== null && r.roundTripNs !== null && r.roundTripNs < CLOSE_CORES_NS === close)
-      .map((r) => r.twoThreads! / (r.pair[0] + r.pair[1]));
-    if (ratios.length > 0) out.push(`${label} ${fmtRatio(median(ratios))} (median of ${ratios.length})`);
-  }
-  return out;
-}
-
 const fmtRatio = (r: number) => (r >= 10 ? r.toFixed(1) : r.toFixed(2)) + "x";
 
 function pad(s: string, width: number, right = false): string {
@@ -158,8 +142,6 @@ export function formatReport(report: BenchReport): string {
           `/${r.roundTripNs === null ? "-" : Math.round(r.roundTripNs)}`,
       );
       if (rounds.length > 0) out.push(`      rounds (pair sum / 2 threads / cores' round trip in ns): ${rounds.join(", ")}`);
-      const byPlace = ratiosByCorePlace(c.rounds);
-      if (byPlace.length > 0) out.push(`      by where the cores were: ${byPlace.join("; ")}`);
     }
   }
   if (report.heap) {

@@ -73,13 +73,13 @@ function createLayer(spec: LayerSpec, context: LayerContext): Layer {
   }
 }
 
-/** The index of the last layer with an activation, which foldOutput refers to; -1 if none. */
-/** The blocks of every layer's parameters, in order (kernels.ts: ParamBlocks), in an array from `alloc`. */
+/** The blocks of every layer's parameters, in order (kernels.ts: ParamBlocks), in an array from
+ *  `alloc`: a layer that gives none is one column of its values, which the threads share out evenly. */
 function paramBlocksOf(layers: readonly Layer[], alloc: (length: number) => Int32Array): ParamBlocks {
   const blocks: (readonly [number, number])[] = [];
   for (const layer of layers) {
     if (layer.paramCount === 0) continue;
-    blocks.push(...(layer.paramBlocks ?? [[1, layer.paramCount] as const]));
+    blocks.push(...(layer.paramBlocks ?? [[layer.paramCount, 1] as const]));
   }
   const table = alloc(3 * blocks.length);
   let at = 0;
@@ -92,6 +92,7 @@ function paramBlocksOf(layers: readonly Layer[], alloc: (length: number) => Int3
   return table;
 }
 
+/** The index of the last layer with an activation, which foldOutput refers to; -1 if none. */
 function lastActivationLayer(layers: readonly LayerSpec[]): number {
   for (let i = layers.length - 1; i >= 0; i--) if ("activation" in layers[i]) return i;
   return -1;
@@ -242,7 +243,6 @@ export class Model {
     this.rng.setState(state);
   }
 
-  /** Parameters and buffers as float32 tensors in PyTorch layouts, named `<layer index>.<name>`. */
   /** Rewrites, in place, values that are laid out as params were in snapshots of layout 1 (dense
    *  weights [in, units]; train.ts: SNAPSHOT_LAYOUT) in today's layout. */
   paramsFromLayout1(values: Floats): void {
@@ -254,6 +254,7 @@ export class Model {
     }
   }
 
+  /** Parameters and buffers as float32 tensors in PyTorch layouts, named `<layer index>.<name>`. */
   exportTensors(): NamedTensor[] {
     return this.layers.flatMap((layer) => layer.exportTensors());
   }

@@ -50,7 +50,7 @@ export interface Layer {
   /** Number of non-trainable values this layer keeps in the model's buffers. */
   readonly bufferCount: number;
   /** Its parameters as row-major blocks, [rows, columns] each, in order (kernels.ts: ParamBlocks);
-   *  absent: one row of paramCount. */
+   *  absent: one column of paramCount values. */
   readonly paramBlocks?: readonly (readonly [number, number])[];
 
   /** Takes its views of the model's arrays: params and grads from `paramOffset`, buffers from

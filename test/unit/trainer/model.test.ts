@@ -318,3 +318,32 @@ describe("buildModel with convolutions", () => {
     expect(mse()).toBeLessThan(0.1 * initial);
   });
 });
+
+describe("the model's parameter blocks (ParamBlocks)", () => {
+  it("lay out every parameter in order: a dense layer's weights [units, in] and bias [units, 1], any other layer's values one column", () => {
+    const spec = modelSchema.parse({
+      input_shape: [1, 6, 6],
+      layers: [
+        { type: "conv2d", filters: 3, kernel_size: 3, activation: "relu" },
+        { type: "batchnorm" },
+        { type: "flatten" },
+        { type: "dense", units: 7, activation: "relu" },
+        { type: "dense", units: 2 },
+      ],
+    });
+    const model = buildModel(spec, 36, { seed: 1 });
+    const blocks = Array.from(model.paramBlocks);
+    const rows: number[][] = [];
+    for (let i = 0; i < blocks.length; i += 3) rows.push(blocks.slice(i, i + 3));
+    // conv: 3·9 weights + 3 biases; batchnorm: 3 scales + 3 shifts; dense 48 -> 7; dense 7 -> 2.
+    expect(rows).toEqual([
+      [0, 30, 1],
+      [30, 6, 1],
+      [36, 7, 48],
+      [372, 7, 1],
+      [379, 2, 7],
+      [393, 2, 1],
+    ]);
+    expect(395).toBe(model.params.length);
+  });
+});

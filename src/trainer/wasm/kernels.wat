@@ -1423,7 +1423,7 @@
         (local.set $off (i32.add (local.get $off) (i32.const 4)))
         (br $each))))
 
-;; Bound `i` of `parts` ranges over `count` rows, in steps of 8 (as parallel.ts: chunkBounds cuts a
+  ;; Bound `i` of `parts` ranges over `count` rows, in steps of 8 (as parallel.ts: chunkBounds cuts a
   ;; product's rows or columns, when no range is empty): min(count, 8·ceil(units·i / parts)).
   (func $part_bound (param $count i32) (param $i i32) (param $parts i32) (result i32)
     (local $at i32)

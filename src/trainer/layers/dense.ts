@@ -22,6 +22,9 @@ export class DenseLayer implements Layer {
   readonly bufferCount = 0;
   readonly paramBlocks: readonly (readonly [number, number])[];
   private readonly activation: ActivationStage;
+  /** relu is applied by the products themselves (forward: after the bias; backward: its derivative
+   *  and the bias sums before the weight gradient), each thread on its own units. */
+  private readonly fusedRelu: boolean;
   private readonly needsInputGrad: boolean;
 
   // Views into the model's flat arrays (set by bind).
@@ -44,6 +47,7 @@ export class DenseLayer implements Layer {
     this.paramCount = this.inWidth * spec.units + spec.units;
     this.paramBlocks = [[spec.units, this.inWidth], [spec.units, 1]];
     this.activation = new ActivationStage(spec.activation);
+    this.fusedRelu = spec.activation === "relu";
     this.needsInputGrad = context.needsInputGrad;
   }
 
@@ -74,10 +78,8 @@ export class DenseLayer implements Layer {
 
   forward(input: Floats, rows: number, training: boolean): Floats {
     this.input = input;
-    // relu is applied by the product itself, on each thread's own block of the output.
-    const relu = this.activation.name === "relu";
-    kernels.matmulTransB(input, this.weight, this.output, rows, this.inWidth, this.outWidth, this.bias, relu);
-    if (!relu) this.activation.forward(this.output, rows, this.outWidth, training);
+    kernels.matmulTransB(input, this.weight, this.output, rows, this.inWidth, this.outWidth, this.bias, this.fusedRelu);
+    if (!this.fusedRelu) this.activation.forward(this.output, rows, this.outWidth, training);
     return this.output;
   }
 
@@ -85,8 +87,7 @@ export class DenseLayer implements Layer {
     const units = this.outWidth;
     // dL/dz = dL/dy * f'(z), in place: the caller's buffer is ours to overwrite.
     // dL/dW = (dL/dz)ᵀ · x  ([units, rows] · [rows, in]);  dL/db = column sums of dL/dz.
-    if (this.activation.name === "relu") {
-      // The product applies relu's derivative and sums the columns itself, each thread on its units.
+    if (this.fusedRelu) {
       kernels.matmulTransA(gradOutput, this.input, this.weightGrad, units, rows, this.inWidth, this.output, this.biasGrad);
     } else {
       this.activation.backward(this.output, gradOutput, rows, units);

@@ -17,6 +17,7 @@ import {
   fargsView,
   rangeDone,
   resultsView,
+  timesView,
   CTRL_ARGS,
   CTRL_BOUNDS,
   CTRL_CHUNKS,
@@ -40,6 +41,7 @@ const control = new Int32Array(memory.buffer, controlAt, controlLength(helpers))
 const args = control.subarray(CTRL_ARGS, CTRL_ARGS + MAX_ARGS);
 const fargs = fargsView(control);
 const results = resultsView(control, helpers);
+const times = timesView(control, helpers);
 const slot = ctrlSlots(helpers) + 2 * index;
 /** This helper's replica of the model being trained (data-parallel steps), once built. */
 let replica: ReplicaRunner | null = null;
@@ -65,7 +67,9 @@ function runTask(task: number, at: number, r0: number, r1: number): void {
     if (!replica) throw new Error("no replica was built");
     results[at] = replica.stepChunk(args, at, r0, r1);
   } else if (r1 > r0) {
+    const zt = performance.now();
     runRangeTask(w, passes, task, args, fargs, r0, r1, control[slot], control[slot + 1]);
+    results[at] = performance.now() - zt;
   }
 }
 
@@ -100,12 +104,14 @@ for (;;) {
 /** Runs range `at` of the current task and counts it done, whatever happens. */
 function runRange(task: number, at: number): void {
   const chunks = control[CTRL_CHUNKS];
+  const began = performance.now();
   try {
     runTask(task, at, control[CTRL_BOUNDS + at], control[CTRL_BOUNDS + at + 1]);
   } catch (err) {
     Atomics.add(control, CTRL_ERRORS, 1);
     parentPort!.postMessage({ error: err instanceof Error ? err.message : String(err) });
   } finally {
+    times[at] = performance.now() - began;
     rangeDone(control, chunks);
   }
 }

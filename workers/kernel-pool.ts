@@ -67,7 +67,9 @@ const boundsLength = (helpers: number): number => 2 * Math.ceil((maxRanges(helpe
 export const ctrlSlots = (helpers: number): number => CTRL_BOUNDS + boundsLength(helpers);
 /** Then one float64 result per range (2 int32 slots each; 8-byte aligned, as every part before is even). */
 export const ctrlResults = (helpers: number): number => ctrlSlots(helpers) + 2 * helpers;
-export const controlLength = (helpers: number): number => ctrlResults(helpers) + 2 * maxRanges(helpers + 1);
+/** Then one float64 per range: how long the helper that ran it took, in ms. */
+export const ctrlTimes = (helpers: number): number => ctrlResults(helpers) + 2 * maxRanges(helpers + 1);
+export const controlLength = (helpers: number): number => ctrlTimes(helpers) + 2 * maxRanges(helpers + 1);
 /** The ticket's second part for a task with fixed ranges (parallel.ts: fixedRanges): nothing to
  *  claim, each helper takes its own range. */
 export const FIXED_TICKET = 0xff;
@@ -143,6 +145,11 @@ export function resultsView(control: Int32Array, helpers: number): Float64Array 
   return new Float64Array(control.buffer, control.byteOffset + 4 * ctrlResults(helpers), maxRanges(helpers + 1));
 }
 
+/** The float64 range times of a control block, one per range. */
+export function timesView(control: Int32Array, helpers: number): Float64Array {
+  return new Float64Array(control.buffer, control.byteOffset + 4 * ctrlTimes(helpers), maxRanges(helpers + 1));
+}
+
 export interface HelperData {
   module: WebAssembly.Module;
   memory: WebAssembly.Memory;
@@ -173,6 +180,12 @@ export class KernelPool implements ParallelExecutor {
   readonly args: Int32Array;
   readonly fargs: Float64Array;
   readonly results: Float64Array;
+  /**
+   * For profiling (test/bench/thread-profile.ts): how long range `at` of the last task took, in ms,
+   * when a helper ran it (written before the helper counts the range done, so final once finish()
+   * returns; a range this thread ran keeps an older figure: time those around claim()).
+   */
+  readonly rangeTimes: Float64Array;
   /** Settles when every helper has instantiated the kernels. */
   readonly ready: Promise<void>;
   private readonly control: Int32Array;
@@ -211,6 +224,7 @@ export class KernelPool implements ParallelExecutor {
     this.args = this.control.subarray(CTRL_ARGS, CTRL_ARGS + MAX_ARGS);
     this.fargs = fargsView(this.control);
     this.results = resultsView(this.control, helpers);
+    this.rangeTimes = timesView(this.control, helpers);
     this.bounds = this.control.subarray(CTRL_BOUNDS, CTRL_BOUNDS + maxRanges(helpers + 1) + 1);
     const controlAt = helpers > 0 ? arenaAddressInt32(this.control) : -1;
     if (helpers === 0 || controlAt < 0) {

@@ -229,6 +229,33 @@ describe("parallel kernels", () => {
     }
   }, 60_000);
 
+  it("times each range a helper runs, and only those (rangeTimes, for profiling)", async () => {
+    const m = 32, k = 64, n = 512; // split by columns into one range per thread
+    const a = allocFloat32(m * k), b = allocFloat32(k * n), c = allocFloat32(m * n);
+    for (let i = 0; i < a.length; i++) a[i] = Math.sin(i);
+    for (let i = 0; i < b.length; i++) b[i] = Math.cos(i);
+    const local = await startKernelPool(2);
+    try {
+      let helperRan = 0;
+      for (let t = 0; t < 200; t++) {
+        local.rangeTimes.fill(-1);
+        kernels.matmul(a, b, c, m, k, n, null);
+        // The training thread's own range is never timed there; the helper's is, unless the
+        // training thread took it first (then it stays -1 too).
+        expect(local.rangeTimes[0]).toBe(-1);
+        const helper = local.rangeTimes[1];
+        if (helper !== -1) {
+          helperRan++;
+          expect(helper).toBeGreaterThan(0);
+          expect(helper).toBeLessThan(1000);
+        }
+      }
+      expect(helperRan).toBeGreaterThan(0);
+    } finally {
+      await local.close();
+    }
+  }, 60_000);
+
   it("gives bit-identical weights with 2 threads (MLP 784-256-128-10 and the CNN), and shuts down cleanly", async () => {
     expect(kernelsChoice()).toBe("wasm");
     const single = { W1: trainSteps(WORKLOADS.W1), W2: trainSteps(WORKLOADS.W2) };

@@ -140,15 +140,15 @@ export function fargsView(control: Int32Array): Float64Array {
   return new Float64Array(control.buffer, control.byteOffset + 4 * CTRL_FARGS, MAX_FARGS);
 }
 
+/** A control block's float64 values, one per range, from int32 index `at`. */
+const perRange = (control: Int32Array, at: number, helpers: number): Float64Array =>
+  new Float64Array(control.buffer, control.byteOffset + 4 * at, maxRanges(helpers + 1));
+
 /** The float64 results of a control block, one per range. */
-export function resultsView(control: Int32Array, helpers: number): Float64Array {
-  return new Float64Array(control.buffer, control.byteOffset + 4 * ctrlResults(helpers), maxRanges(helpers + 1));
-}
+export const resultsView = (control: Int32Array, helpers: number): Float64Array => perRange(control, ctrlResults(helpers), helpers);
 
 /** The float64 range times of a control block, one per range. */
-export function timesView(control: Int32Array, helpers: number): Float64Array {
-  return new Float64Array(control.buffer, control.byteOffset + 4 * ctrlTimes(helpers), maxRanges(helpers + 1));
-}
+export const timesView = (control: Int32Array, helpers: number): Float64Array => perRange(control, ctrlTimes(helpers), helpers);
 
 export interface HelperData {
   module: WebAssembly.Module;

@@ -22,6 +22,9 @@
 import { Worker } from "node:worker_threads";
 import {
   chunkBounds,
+  evenShares,
+  rebalanceShares,
+  sharesAsRanges,
   chunkedRanges,
   maxRanges,
   fixedRanges,
@@ -115,6 +118,9 @@ const HELPER_HEAP_EXTRA_BYTES = 1 << 18;
 export const HELPER_SPIN_MS = 0.2;
 /** How long the training thread spins in finish() before it sleeps, in ms. */
 export const MAIN_SPIN_MS = 0.1;
+/** How much of the training thread's timed work (ms) the shares' figures gather before the shares
+ *  move: tens of W1 steps, so that they follow a core the host slows down for seconds. */
+export const SHARE_WINDOW_MS = 20;
 /** Atomics.load rounds between two looks at the clock while spinning. */
 export const SPIN_CHECK = 256;
 
@@ -211,6 +217,22 @@ export class KernelPool implements ParallelExecutor {
   at = 0;
   /** Ranges this thread has taken that were meant for a helper (none had claimed them yet). */
   taken = 0;
+  /**
+   * The threads' cumulative shares (of SHARE_ONE) at which a task of one range per thread is cut
+   * (parallel.ts: chunkBounds; the optimizer's blocks are cut at the same, TASK_SGD_BLOCKS). Even at
+   * first, then moved towards each thread's measured speed (timeShares): a core the host slows down
+   * would otherwise hold every task up by all its slowness. Any cut gives the same bits.
+   */
+  readonly shares: Int32Array;
+  /** Whether the current task is timed for the shares, its total, when it began, and this thread's
+   *  time on its own range (-1 until done). */
+  private timing = false;
+  private total = 0;
+  private began = 0;
+  private ownMs = -1;
+  /** Since the shares last moved: each range's summed fraction of its tasks, and summed time. */
+  private readonly shareWork: Float64Array;
+  private readonly shareMs: Float64Array;
 
   /** Starts `threads - 1` helpers (none when the WebAssembly kernels are unavailable: then threads
    *  is 1 and nothing is installed). */
@@ -225,6 +247,9 @@ export class KernelPool implements ParallelExecutor {
     this.fargs = fargsView(this.control);
     this.results = resultsView(this.control, helpers);
     this.rangeTimes = timesView(this.control, helpers);
+    this.shares = evenShares(helpers + 1);
+    this.shareWork = new Float64Array(helpers + 1);
+    this.shareMs = new Float64Array(helpers + 1);
     this.bounds = this.control.subarray(CTRL_BOUNDS, CTRL_BOUNDS + maxRanges(helpers + 1) + 1);
     const controlAt = helpers > 0 ? arenaAddressInt32(this.control) : -1;
     if (helpers === 0 || controlAt < 0) {
@@ -285,7 +310,15 @@ export class KernelPool implements ParallelExecutor {
       for (let i = 0; i <= this.chunks; i++) bounds[i] = Math.min(total, i * align);
       bounds[this.chunks] = total;
     } else {
-      this.chunks = chunkBounds(total, align, n, bounds, piece);
+      this.chunks = chunkBounds(total, align, n, bounds, piece, this.shares);
+    }
+    // One range per thread, cut at the shares: timed, so that the shares follow the threads' speeds.
+    this.timing = !this.fixed && piece === 0 && this.chunks === n && !chunkedRanges(task) && !sharesAsRanges(task);
+    if (this.timing) {
+      this.rangeTimes.fill(-1, 1, n);
+      this.total = total;
+      this.began = performance.now();
+      this.ownMs = -1;
     }
     this.gen = (this.gen + 1) | 0;
     this.holding = false;
@@ -307,6 +340,7 @@ export class KernelPool implements ParallelExecutor {
     const c = this.control;
     if (this.holding) {
       this.holding = false;
+      if (this.timing && this.ownMs < 0) this.ownMs = performance.now() - this.began;
       rangeDone(c, this.chunks);
     }
     let index = 0;
@@ -328,6 +362,7 @@ export class KernelPool implements ParallelExecutor {
     const c = this.control;
     if (this.holding) {
       this.holding = false;
+      if (this.timing && this.ownMs < 0) this.ownMs = performance.now() - this.began;
       rangeDone(c, this.chunks);
     }
     // This thread's own range counts done even when it was never taken (when the caller threw
@@ -352,10 +387,28 @@ export class KernelPool implements ParallelExecutor {
     // Each range is counted once (see start()); a count past the ranges would mean a range was
     // computed by two threads, or one of another task: say so rather than go on.
     if (done !== chunks) throw new Error(`kernel pool: ${done} ranges counted done of ${chunks}`);
+    if (this.timing) this.timeShares();
     if (Atomics.load(c, CTRL_ERRORS) !== 0) {
       Atomics.store(c, CTRL_ERRORS, 0);
       throw new Error(`a kernel helper thread failed${this.helperError ? `: ${this.helperError}` : ""}`);
     }
+  }
+
+  /** Adds the task just finished to the shares' figures when each range was run by a thread of its
+   *  own (none taken by this thread for a late helper), and moves the shares every SHARE_WINDOW_MS
+   *  of this thread's timed work. */
+  private timeShares(): void {
+    const n = this.threads;
+    if (this.ownMs < 0) return;
+    for (let i = 1; i < n; i++) if (!(this.rangeTimes[i] >= 0)) return;
+    for (let i = 0; i < n; i++) {
+      this.shareWork[i] += (this.bounds[i + 1] - this.bounds[i]) / this.total;
+      this.shareMs[i] += i === 0 ? this.ownMs : this.rangeTimes[i];
+    }
+    if (this.shareMs[0] < SHARE_WINDOW_MS) return;
+    rebalanceShares(this.shares, this.shareWork, this.shareMs);
+    this.shareWork.fill(0);
+    this.shareMs.fill(0);
   }
 
   postReplica(helper: number, request: ReplicaRequest): void {

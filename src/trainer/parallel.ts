@@ -25,9 +25,12 @@
 // next has to cross between them, which on a virtual machine whose two cores the host has placed
 // far apart costs hundreds of nanoseconds a line. So a dense layer's units have one thread each
 // whenever the batch is smaller than the units: its forward product is split by columns (units),
-// its weight gradient ([units, in]) by rows into the same even runs, and the optimizer updates each
+// its weight gradient ([units, in]) by rows into the same runs, and the optimizer updates each
 // parameter block by the same runs of rows (TASK_SGD_BLOCKS, kernels.ts: ParamBlocks). Each thread
-// then finds the weights, gradients and optimizer state of its units where it left them.
+// then finds the weights, gradients and optimizer state of its units where it left them. The runs
+// are cut at the threads' shares (chunkBounds), which the pool moves towards each thread's measured
+// speed (workers/kernel-pool.ts: shares): with one range per thread, a core the host slows down
+// would otherwise hold up every task by all of its slowness.
 //
 // Two tasks cut their ranges otherwise: a replica's build is one range per helper, its own
 // (fixedRanges), and a data-parallel batch is cut into chunks by its rows alone (chunkedRanges).
@@ -71,12 +74,13 @@ export const TASK_MAX_POOL_BACKWARD = 11;
  *  the range that starts at 0 (the calling thread's) also takes every bias gradient. args as TASK_CONV_PARAM_GRADS. */
 export const TASK_CONV_PARAM_GRADS_COLUMNS = 12;
 
-/** SGD with momentum on part [p0, p1) of `parts` of every parameter block (kernels.ts: ParamBlocks;
- *  wasm sgd_update_blocks): the ranges are parts, one per thread. args: params, grads, velocity,
- *  nesterov, blocks, block count, parts; fargs as TASK_SGD. */
+/** SGD with momentum on the part between shares [s0, s1) of every parameter block (kernels.ts:
+ *  ParamBlocks; wasm sgd_update_blocks): the task is over SHARE_ONE, so its ranges are the threads'
+ *  shares, and each block's rows are cut at them as a product's are. args: params, grads, velocity,
+ *  nesterov, blocks, block count; fargs as TASK_SGD. */
 export const TASK_SGD_BLOCKS = 17;
-/** Adam on parts [p0, p1) of every parameter block (as TASK_SGD_BLOCKS). args: params, grads,
- *  exp_avg, exp_avg_sq, decoupled, blocks, block count, parts; fargs as TASK_ADAM. */
+/** Adam on the part between shares [s0, s1) of every parameter block (as TASK_SGD_BLOCKS). args:
+ *  params, grads, exp_avg, exp_avg_sq, decoupled, blocks, block count; fargs as TASK_ADAM. */
 export const TASK_ADAM_BLOCKS = 18;
 
 /** Adam on parameters [i0, i1). args: params, grads, exp_avg, exp_avg_sq, decoupled; fargs: beta1,
@@ -191,6 +195,13 @@ export function chunkedRanges(task: number): boolean {
   return task === TASK_REPLICA_STEP;
 }
 
+/** Whether a task's ranges are the threads' shares themselves (its total is SHARE_ONE): the
+ *  optimizer's blocks, which cut each block's rows at the shares. A range's part of such a task's
+ *  work is then not its part of the total, so it tells nothing of its thread's speed. */
+export function sharesAsRanges(task: number): boolean {
+  return task === TASK_SGD_BLOCKS || task === TASK_ADAM_BLOCKS;
+}
+
 /** With pieces, the share of the work the threads' first ranges take together, in tenths. */
 const FIRST_TENTHS = 7;
 /** Most ranges a task is cut into, for `threads` threads. */
@@ -198,18 +209,34 @@ export const maxChunks = (threads: number): number => 3 * threads;
 /** Most ranges any task has, for `threads` threads. */
 export const maxRanges = (threads: number): number => Math.max(maxChunks(threads), MAX_REPLICA_CHUNKS);
 
+/** What the threads' shares of a task add up to (a power of two: a share's bound is exact in
+ *  doubles and in the kernels' integers). */
+export const SHARE_ONE = 1 << 16;
+
+/** Even shares for `threads` threads: the cumulative bounds, 0 first and SHARE_ONE last. */
+export function evenShares(threads: number): Int32Array {
+  const shares = new Int32Array(threads + 1);
+  for (let i = 0; i <= threads; i++) shares[i] = Math.round((SHARE_ONE * i) / threads);
+  return shares;
+}
+
 /**
  * Cuts [0, total) into ranges, writing their bounds to `bounds` (count + 1 values; bounds are
  * multiples of `align`, or total) and returning the count. The first `threads` ranges are one per
  * thread: the calling thread takes the first, each helper claims one of the others, and a thread
- * that has finished its own claims any still unclaimed. With `piece` > 0 (a task whose ranges cost
- * nothing extra to cut: elementwise passes, products whose packed operand is small), those take
- * FIRST_TENTHS tenths of the work and the rest is cut into up to 2 ranges per thread of at least
- * `piece`, for whichever thread is free first: a thread the machine slows down for a while then
- * holds the other up by at most one small range. Without, the threads' ranges cover everything. Fewer ranges
- * when there are fewer aligned units.
+ * that has finished its own claims any still unclaimed. Without `piece`, they cover everything, cut
+ * at the threads' cumulative `shares` (of SHARE_ONE; even when not given): bound i is
+ * align·ceil(units·shares[i] / SHARE_ONE), as the kernels' part_bound cuts parameter blocks, so that
+ * a thread's rows of a product and of the optimizer's blocks are the same. With `piece` > 0 (a task
+ * whose ranges cost nothing extra to cut: elementwise passes, products whose packed operand is
+ * small), those take FIRST_TENTHS tenths of the work, evenly, and the rest is cut into up to 2
+ * ranges per thread of at least `piece`, for whichever thread is free first: a thread the machine
+ * slows down for a while then holds the other up by at most one small range. Fewer ranges when there
+ * are fewer aligned units.
  */
-export function chunkBounds(total: number, align: number, threads: number, bounds: Int32Array, piece = 0): number {
+export function chunkBounds(
+  total: number, align: number, threads: number, bounds: Int32Array, piece = 0, shares: Int32Array | null = null,
+): number {
   const units = Math.ceil(total / align);
   const pieceUnits = Math.max(1, Math.ceil(piece / align));
   const rest = units - Math.floor((units * FIRST_TENTHS) / 10);
@@ -218,7 +245,8 @@ export function chunkBounds(total: number, align: number, threads: number, bound
   bounds[0] = 0;
   let count = 0;
   for (let i = 1; i <= threads; i++) {
-    const end = Math.min(total, Math.ceil((firstUnits * i) / threads) * align);
+    const cut = tail === 0 && shares ? Math.ceil((firstUnits * shares[i]) / SHARE_ONE) : Math.ceil((firstUnits * i) / threads);
+    const end = Math.min(total, cut * align);
     if (end > bounds[count]) bounds[++count] = end;
   }
   for (let i = 1; i <= tail; i++) {
@@ -226,4 +254,39 @@ export function chunkBounds(total: number, align: number, threads: number, bound
     if (end > bounds[count]) bounds[++count] = end;
   }
   return count;
+}
+
+/** The least a thread's share moves to, of SHARE_ONE / threads (before the shares are scaled to add
+ *  up, so about that): a thread that got nothing could not be timed any more. */
+const MIN_SHARE_PART = 0.25;
+
+/**
+ * The threads' next shares, from what each did over the last while: `work[i]` the fraction of
+ * their tasks range i held (summed over tasks), `ms[i]` the time its thread took on them. Each
+ * thread's speed is work ÷ time, and its share moves halfway from where it is to its part of the
+ * summed speeds (halfway: one disturbed window moves it only so far). Writes `shares` (cumulative,
+ * as chunkBounds takes them) in place; leaves them as they are when a figure is missing.
+ */
+export function rebalanceShares(shares: Int32Array, work: Float64Array, ms: Float64Array): void {
+  const threads = shares.length - 1;
+  let speeds = 0;
+  for (let i = 0; i < threads; i++) {
+    if (!(work[i] > 0) || !(ms[i] > 0)) return;
+    speeds += work[i] / ms[i];
+  }
+  const least = (MIN_SHARE_PART * SHARE_ONE) / threads;
+  const widths: number[] = [];
+  let sum = 0;
+  for (let i = 0; i < threads; i++) {
+    const now = shares[i + 1] - shares[i];
+    const target = (SHARE_ONE * work[i]) / ms[i] / speeds;
+    const width = Math.max(least, (now + target) / 2);
+    widths.push(width);
+    sum += width;
+  }
+  let at = 0;
+  for (let i = 0; i < threads; i++) {
+    at += widths[i];
+    shares[i + 1] = i === threads - 1 ? SHARE_ONE : Math.round((at * SHARE_ONE) / sum);
+  }
 }

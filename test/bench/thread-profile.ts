@@ -39,7 +39,7 @@ if (runner.info.batchThreads !== "1") {
   await runner.close();
   process.exit(2);
 }
-const pool = parallelExecutor() as (ParallelExecutor & Pick<KernelPool, "rangeTimes">) | null;
+const pool = parallelExecutor() as (ParallelExecutor & Pick<KernelPool, "rangeTimes" | "shares">) | null;
 if (!pool) {
   console.error("no parallel executor: the kernel pool did not start");
   process.exit(1);
@@ -91,9 +91,10 @@ const timed = new Proxy(pool, {
         target.finish();
         const site = sites[at++];
         site.total += performance.now() - began;
-        // rangeTimes holds the ranges the helpers ran (zeroed at start: the others stay 0).
+        // rangeTimes holds the ranges the helpers ran (zeroed at start: the others stay 0, or -1
+        // where the pool marks the ranges it times).
         let busy = 0;
-        for (const ms of target.rangeTimes) busy += ms;
+        for (const ms of target.rangeTimes) if (ms > 0) busy += ms;
         site.helper += busy / (target.threads - 1);
       };
     }
@@ -110,6 +111,9 @@ const step = (): void => {
 for (const until = performance.now() + 1000; performance.now() < until; ) step(); // warm-up
 for (const site of sites) site.total = site.own = site.helper = 0;
 
+/** The threads' shares of the one-range-per-thread tasks now (kernel-pool.ts: shares), in %. */
+const shareText = (): string =>
+  Array.from({ length: pool.threads }, (_, i) => ((100 * (pool.shares[i + 1] - pool.shares[i])) / pool.shares[pool.threads]).toFixed(0)).join(":");
 const us = (ms: number, steps: number): string => ((ms * 1000) / steps).toFixed(0).padStart(5);
 console.log(`${workload.id} on ${threads} threads; per step, in µs: each task as total / training thread / the helpers' mean busy time`);
 for (let s = 0; s < seconds; s++) {
@@ -124,7 +128,8 @@ for (let s = 0; s < seconds; s++) {
   const perSample = ((steps * runner.samplesPerStep) / elapsed) * 1000;
   const tasks = sites.map((site) => `${us(site.total, steps)}/${us(site.own, steps)}/${us(site.helper, steps)}`).join(" |");
   console.log(
-    `${String(s).padStart(3)} ${perSample.toFixed(0).padStart(7)} samples/s  step ${us(elapsed, steps)}  serial ${us(elapsed - parallel, steps)}  |${tasks}`,
+    `${String(s).padStart(3)} ${perSample.toFixed(0).padStart(7)} samples/s  step ${us(elapsed, steps)}  serial ${us(elapsed - parallel, steps)}` +
+      `  shares ${shareText()}  |${tasks}`,
   );
   for (const site of sites) site.total = site.own = site.helper = 0;
 }

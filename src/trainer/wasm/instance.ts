@@ -52,9 +52,9 @@ export interface KernelExports {
   /** Zeroes inputGrad values [z0, z1), then adds output gradients [o0, o1) at their argmax. */
   max_pool_backward(gradOutput: number, argmax: number, inputGrad: number, o0: number, o1: number, z0: number, z1: number): void;
   sgd_update(w: number, g: number, v: number, i0: number, i1: number, lr: number, momentum: number, decay: number, nesterov: number): void;
-  sgd_update_blocks(w: number, g: number, v: number, table: number, count: number, part: number, parts: number, lr: number, momentum: number, decay: number, nesterov: number): void;
+  sgd_update_blocks(w: number, g: number, v: number, table: number, count: number, from: number, to: number, lr: number, momentum: number, decay: number, nesterov: number): void;
   adam_update_blocks(
-    w: number, g: number, m: number, v: number, table: number, count: number, part: number, parts: number,
+    w: number, g: number, m: number, v: number, table: number, count: number, from: number, to: number,
     beta1: number, beta2: number, eps: number, l2: number, shrink: number, decoupled: number, stepSize: number, correction2: number,
   ): void;
   add_floats(dst: number, src: number, i0: number, i1: number): void;

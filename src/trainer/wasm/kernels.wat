@@ -1423,23 +1423,27 @@
         (local.set $off (i32.add (local.get $off) (i32.const 4)))
         (br $each))))
 
-  ;; Bound `i` of `parts` ranges over `count` rows, in steps of 8 (as parallel.ts: chunkBounds cuts a
-  ;; product's rows or columns, when no range is empty): min(count, 8·ceil(units·i / parts)).
-  (func $part_bound (param $count i32) (param $i i32) (param $parts i32) (result i32)
+  ;; The bound at `share` (of SHARE_ONE = 65536, parallel.ts) of `count` rows, in steps of 8, as
+  ;; parallel.ts: chunkBounds cuts a product's rows or columns into one range per thread by the
+  ;; threads' shares: min(count, 8·ceil(ceil(count / 8)·share / 65536)).
+  (func $part_bound (param $count i32) (param $share i32) (result i32)
     (local $at i32)
     (local.set $at (i32.shl
-      (i32.div_u (i32.add (i32.mul (i32.shr_u (i32.add (local.get $count) (i32.const 7)) (i32.const 3)) (local.get $i))
-                          (i32.sub (local.get $parts) (i32.const 1)))
-                 (local.get $parts))
+      (i32.wrap_i64 (i64.shr_u
+        (i64.add (i64.mul (i64.extend_i32_u (i32.shr_u (i32.add (local.get $count) (i32.const 7)) (i32.const 3)))
+                          (i64.extend_i32_u (local.get $share)))
+                 (i64.const 65535))
+        (i64.const 16)))
       (i32.const 3)))
     (select (local.get $count) (local.get $at) (i32.gt_u (local.get $at) (local.get $count))))
 
-  ;; sgd_update on part `part` of `parts` of every parameter block. The table at `table` holds `count`
-  ;; blocks of three i32: the block's first value, its rows, its columns (row-major). A part is a run
-  ;; of whole rows of each block (part_bound): the rows of a dense layer's weights [units, in] that the
-  ;; thread computing those units' outputs and gradients also updates.
+  ;; sgd_update on the part between shares `from` and `to` (of 65536) of every parameter block. The
+  ;; table at `table` holds `count` blocks of three i32: the block's first value, its rows, its columns
+  ;; (row-major). A part is a run of whole rows of each block (part_bound): the rows of a dense
+  ;; layer's weights [units, in] that the thread computing those units' outputs and gradients also
+  ;; updates.
   (func $sgd_update_blocks (export "sgd_update_blocks") (param $w i32) (param $g i32) (param $v i32)
-        (param $table i32) (param $count i32) (param $part i32) (param $parts i32)
+        (param $table i32) (param $count i32) (param $from i32) (param $to i32)
         (param $lr f64) (param $momentum f64) (param $decay f64) (param $nesterov i32)
     (local $end i32) (local $rows i32) (local $cols i32)
     (local.set $end (i32.add (local.get $table) (i32.mul (local.get $count) (i32.const 12))))
@@ -1450,17 +1454,18 @@
         (local.set $cols (i32.load offset=8 (local.get $table)))
         (call $sgd_update (local.get $w) (local.get $g) (local.get $v)
           (i32.add (i32.load (local.get $table))
-                   (i32.mul (call $part_bound (local.get $rows) (local.get $part) (local.get $parts)) (local.get $cols)))
+                   (i32.mul (call $part_bound (local.get $rows) (local.get $from)) (local.get $cols)))
           (i32.add (i32.load (local.get $table))
-                   (i32.mul (call $part_bound (local.get $rows) (i32.add (local.get $part) (i32.const 1)) (local.get $parts))
+                   (i32.mul (call $part_bound (local.get $rows) (local.get $to))
                             (local.get $cols)))
           (local.get $lr) (local.get $momentum) (local.get $decay) (local.get $nesterov))
         (local.set $table (i32.add (local.get $table) (i32.const 12)))
         (br $blocks))))
 
-  ;; adam_update on part `part` of `parts` of every parameter block (as sgd_update_blocks).
+  ;; adam_update on the part between shares `from` and `to` of every parameter block (as
+  ;; sgd_update_blocks).
   (func $adam_update_blocks (export "adam_update_blocks") (param $w i32) (param $g i32) (param $m i32) (param $v i32)
-        (param $table i32) (param $count i32) (param $part i32) (param $parts i32)
+        (param $table i32) (param $count i32) (param $from i32) (param $to i32)
         (param $beta1 f64) (param $beta2 f64) (param $eps f64) (param $l2 f64) (param $shrink f64) (param $decoupled i32)
         (param $stepSize f64) (param $correction2 f64)
     (local $end i32) (local $rows i32) (local $cols i32)
@@ -1472,9 +1477,9 @@
         (local.set $cols (i32.load offset=8 (local.get $table)))
         (call $adam_update (local.get $w) (local.get $g) (local.get $m) (local.get $v)
           (i32.add (i32.load (local.get $table))
-                   (i32.mul (call $part_bound (local.get $rows) (local.get $part) (local.get $parts)) (local.get $cols)))
+                   (i32.mul (call $part_bound (local.get $rows) (local.get $from)) (local.get $cols)))
           (i32.add (i32.load (local.get $table))
-                   (i32.mul (call $part_bound (local.get $rows) (i32.add (local.get $part) (i32.const 1)) (local.get $parts))
+                   (i32.mul (call $part_bound (local.get $rows) (local.get $to))
                             (local.get $cols)))
           (local.get $beta1) (local.get $beta2) (local.get $eps) (local.get $l2) (local.get $shrink)
           (local.get $decoupled) (local.get $stepSize) (local.get $correction2))

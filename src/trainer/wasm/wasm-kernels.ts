@@ -38,6 +38,7 @@ import {
   TASK_RELU_BACKWARD,
   TASK_SGD,
   TASK_SGD_BLOCKS,
+  SHARE_ONE,
   TASK_ADD_GRADS,
   TASK_ADAM,
   TASK_ADAM_BLOCKS,
@@ -255,12 +256,10 @@ export function runRangeTask(
       w.sgd_update(a[0], a[1], a[2], r0, r1, f[0], f[1], f[2], a[3]);
       return;
     case TASK_SGD_BLOCKS:
-      for (let part = r0; part < r1; part++) w.sgd_update_blocks(a[0], a[1], a[2], a[4], a[5], part, a[6], f[0], f[1], f[2], a[3]);
+      w.sgd_update_blocks(a[0], a[1], a[2], a[4], a[5], r0, r1, f[0], f[1], f[2], a[3]);
       return;
     case TASK_ADAM_BLOCKS:
-      for (let part = r0; part < r1; part++) {
-        w.adam_update_blocks(a[0], a[1], a[2], a[3], a[5], a[6], part, a[7], f[0], f[1], f[2], f[3], f[4], a[4], f[5], f[6]);
-      }
+      w.adam_update_blocks(a[0], a[1], a[2], a[3], a[5], a[6], r0, r1, f[0], f[1], f[2], f[3], f[4], a[4], f[5], f[6]);
       return;
     case TASK_ADAM:
       w.adam_update(a[0], a[1], a[2], a[3], r0, r1, f[0], f[1], f[2], f[3], f[4], a[4], f[5], f[6]);
@@ -365,9 +364,10 @@ function blocksAddress(blocks: ParamBlocks | null | undefined, count: number): n
   return arenaAddressInt32(blocks);
 }
 
-/** A dense layer's weight gradient (matmulTransA, [units, in]) is split by rows into one even run
- *  per thread, the units whose outputs the thread computes in the forward product (split by columns
- *  the same way) and whose weights it updates (ParamBlocks), when each thread gets this many. */
+/** A dense layer's weight gradient (matmulTransA, [units, in]) is split by rows into one run per
+ *  thread (cut at the threads' shares), the units whose outputs the thread computes in the forward
+ *  product (split by columns the same way) and whose weights it updates (ParamBlocks), when an even
+ *  split would give each thread this many. */
 const UNIT_ROWS_MIN = 16;
 
 /** The executor to split an elementwise pass over `count` values, if any. */
@@ -745,9 +745,8 @@ export function createWasmKernels(js: Kernels): Kernels {
       const f = ex.fargs;
       f[0] = lr; f[1] = momentum; f[2] = decay;
       if (blocksAt >= 0) {
-        const parts = ex.threads;
-        args[4] = blocksAt; args[5] = blocks!.length / 3; args[6] = parts;
-        ex.start(TASK_SGD_BLOCKS, parts, 1, 0);
+        args[4] = blocksAt; args[5] = blocks!.length / 3;
+        ex.start(TASK_SGD_BLOCKS, SHARE_ONE, 1, 0);
       } else ex.start(TASK_SGD, count, 16, 0, VALUE_PIECE);
       try {
         while (ex.claim()) {
@@ -774,9 +773,8 @@ export function createWasmKernels(js: Kernels): Kernels {
       f[0] = s.beta1; f[1] = s.beta2; f[2] = s.eps; f[3] = s.l2; f[4] = s.shrink; f[5] = s.stepSize; f[6] = s.correction2;
       const blocksAt = blocksAddress(blocks, count);
       if (blocksAt >= 0) {
-        const parts = ex.threads;
-        args[5] = blocksAt; args[6] = blocks!.length / 3; args[7] = parts;
-        ex.start(TASK_ADAM_BLOCKS, parts, 1, 0);
+        args[5] = blocksAt; args[6] = blocks!.length / 3;
+        ex.start(TASK_ADAM_BLOCKS, SHARE_ONE, 1, 0);
       } else ex.start(TASK_ADAM, count, 16, 0, VALUE_PIECE);
       try {
         while (ex.claim()) {

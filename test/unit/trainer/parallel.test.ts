@@ -2,7 +2,7 @@
 // memory must give bit-identical weights to the single-thread run.
 import { afterAll, describe, expect, it } from "vitest";
 import { buildModel, createLoss, createOptimizer, modelSchema, optimizerSchema } from "../../../src/trainer/index.js";
-import { chunkBounds, parallelExecutor, rangeStart } from "../../../src/trainer/parallel.js";
+import { chunkBounds, evenShares, parallelExecutor, rangeStart, rebalanceShares, SHARE_ONE } from "../../../src/trainer/parallel.js";
 import { jsKernels, kernels, kernelsChoice } from "../../../src/trainer/kernels.js";
 import { allocFloat32, allocInt32 } from "../../../src/trainer/wasm/arena.js";
 import { VALUE_PIECE } from "../../../src/trainer/wasm/wasm-kernels.js";
@@ -81,6 +81,40 @@ describe("parallel kernels", () => {
     expect(cut(784, 8, 2, 64)).toEqual([0, 272, 544, 624, 704, 784]);
     expect(cut(100, 1, 2, 40)).toEqual([0, 50, 100]);
     expect(cut(1000, 1, 2, 10)).toEqual([0, 350, 700, 775, 850, 925, 1000]);
+  });
+
+  it("cuts one range per thread at the threads' shares", () => {
+    const bounds = new Int32Array(8);
+    const cut = (total: number, align: number, shares: number[]) =>
+      Array.from(bounds.subarray(0, chunkBounds(total, align, shares.length - 1, bounds, 0, Int32Array.from(shares)) + 1));
+    // 256 units in 32 runs of 8: 20000/65536 of 32 runs is 9.77, so 10 runs.
+    expect(cut(256, 8, [0, 20_000, SHARE_ONE])).toEqual([0, 80, 256]);
+    // Even shares cut as without shares.
+    expect(cut(256, 8, Array.from(evenShares(2)))).toEqual([0, 128, 256]);
+    expect(cut(100, 8, Array.from(evenShares(3)))).toEqual(Array.from(bounds.subarray(0, chunkBounds(100, 8, 3, bounds) + 1)));
+    // A share too small for one run gives no range.
+    expect(cut(16, 8, [0, 10, SHARE_ONE])).toEqual([0, 8, 16]);
+    expect(cut(16, 8, [0, 0, SHARE_ONE])).toEqual([0, 16]);
+  });
+
+  it("moves the shares halfway towards the threads' measured speeds, keeping about a quarter of an even share at least", () => {
+    const shares = evenShares(2);
+    // Thread 0 took twice as long for the same work: it is worth a third of the two.
+    rebalanceShares(shares, Float64Array.of(10, 10), Float64Array.of(20, 10));
+    expect(shares[1]).toBe(Math.round(((0.5 + 1 / 3) / 2) * SHARE_ONE));
+    for (let i = 0; i < 30; i++) rebalanceShares(shares, Float64Array.of(1, 2), Float64Array.of(1, 2));
+    expect(shares[1]).toBeGreaterThan(Math.floor(SHARE_ONE / 2) - 2); // equal speeds again: back to even
+    expect(shares[1]).toBeLessThan(Math.ceil(SHARE_ONE / 2) + 2);
+    // A thread a thousand times slower keeps about a quarter of its even share (an eighth of the
+    // whole before the widths are scaled to add up, a ninth after).
+    for (let i = 0; i < 30; i++) rebalanceShares(shares, Float64Array.of(1, 1), Float64Array.of(1000, 1));
+    expect(shares[1]).toBeGreaterThanOrEqual(SHARE_ONE / 9);
+    expect(shares[1]).toBeLessThanOrEqual(SHARE_ONE / 8 + 1);
+    expect(shares[2]).toBe(SHARE_ONE);
+    // A missing figure: nothing moves.
+    const before = Array.from(shares);
+    rebalanceShares(shares, Float64Array.of(1, 0), Float64Array.of(1, 1));
+    expect(Array.from(shares)).toEqual(before);
   });
 
   it("claims each range once, in order, and none of a task that has ended", () => {
@@ -191,11 +225,15 @@ describe("parallel kernels", () => {
     const firstDifference = (a: Uint32Array) => a.findIndex((v, i) => v !== reference[i]);
     expect(parallelExecutor()).toBeNull();
     expect(firstDifference(steps(true, false))).toBe(-1);
-    for (const threads of [2, 3]) {
+    // Even shares, then shares far from even (the pool moves them towards the threads' speeds).
+    const uneven = { 2: [0, 9000, SHARE_ONE], 3: [0, 40_000, 50_000, SHARE_ONE] };
+    for (const threads of [2, 3] as const) {
       const local = await startKernelPool(threads);
       try {
         expect(firstDifference(steps(true, false))).toBe(-1);
         expect(firstDifference(steps(false, false))).toBe(-1);
+        local.shares.set(uneven[threads]);
+        expect(firstDifference(steps(true, false))).toBe(-1);
       } finally {
         await local.close();
       }
@@ -267,6 +305,9 @@ describe("parallel kernels", () => {
       expect(bits(threaded.params)).toEqual(bits(single[id].params));
       expect(bits(threaded.predictions)).toEqual(bits(single[id].predictions));
     }
+    // W1's units shared out unevenly (a thread with 5 of every 16): the same bits.
+    pool.shares.set([0, 20_000, SHARE_ONE]);
+    expect(bits(trainSteps(WORKLOADS.W1).params)).toEqual(bits(single.W1.params));
     await pool.close();
     expect(parallelExecutor()).toBeNull();
     // Single-threaded again afterwards.

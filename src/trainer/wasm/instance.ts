@@ -25,6 +25,12 @@ export interface KernelExports {
     accumulate: number,
     work: number,
   ): void;
+  /** gemm for one of a thread's successive pieces of a product that share one operand (kernels.wat):
+   *  mode 1/2 pack and keep / reuse A, 3/4 the same for B. Same values as gemm. */
+  gemm_keep(
+    a: number, aRow: number, aCol: number, b: number, bRow: number, bCol: number, c: number, ldc: number,
+    i0: number, i1: number, k: number, n: number, accumulate: number, work: number, mode: number,
+  ): void;
   dot_nt(a: number, lda: number, b: number, ldb: number, c: number, ldc: number, i0: number, i1: number, k: number, n: number, accumulate: number): void;
   zero_rows(c: number, ldc: number, i0: number, i1: number, n: number): void;
   copy_rows(c: number, ldc: number, i0: number, i1: number, n: number, values: number): void;

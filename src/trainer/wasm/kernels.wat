@@ -31,10 +31,37 @@
   ;; float32 either way, so the result is the plain sequential sum.
   ;; ------------------------------------------------------------------------------------------
 
-  ;; Bytes of scratch one gemm call needs at `work`: packed B (KC·NC values), packed A (MC·KC),
-  ;; one 4×8 edge tile.
+  ;; Bytes of scratch one gemm call needs at `work`: packed B (KC·NC values), packed A (room for
+  ;; MC rows of up to 2048 inner steps: gemm_keep keeps every inner block of A there), one 4×8
+  ;; edge tile.
   (func $gemm_work_bytes (export "gemm_work_bytes") (result i32)
-    (i32.const 1114240)) ;; 4·(256·1024 + 64·256 + 32)
+    (i32.const 1573120)) ;; 4·(256·1024 + 64·2048 + 32)
+
+  ;; gemm_keep's mode for the gemm call it makes (0 in every other call), and which operand the
+  ;; work area holds packed in full from this thread's last gemm call: 1 A, 2 B, 0 neither.
+  (global $keepMode (mut i32) (i32.const 0))
+  (global $kept (mut i32) (i32.const 0))
+
+  ;; gemm, for one thread's successive parts of one product (kernel-pool.ts: a thread's range of a
+  ;; task cut into pieces), which share one operand: the rows of C split by columns share all of
+  ;; A, a split by rows shares all of B. Mode 1 packs A whole (every inner block, each at its own
+  ;; place) and keeps it; mode 2 uses the A that the thread's last call kept, when it did, else
+  ;; packs as mode 1; modes 3 and 4 the same for B. Only an operand that fits in one block
+  ;; (A: at most MC rows and 2048 inner steps; B: at most NC columns and KC·NC values) is kept;
+  ;; any other call packs as gemm does. The caller guarantees that mode 2 or 4 comes with the same
+  ;; operand (address, strides, k, and A's rows or B's columns) as the call that kept it. The
+  ;; values computed are gemm's.
+  (func $gemm_keep (export "gemm_keep")
+    (param $a i32) (param $aRow i32) (param $aCol i32)
+    (param $b i32) (param $bRow i32) (param $bCol i32)
+    (param $c i32) (param $ldc i32)
+    (param $i0 i32) (param $i1 i32) (param $k i32) (param $n i32)
+    (param $accumulate i32) (param $work i32) (param $mode i32)
+    (global.set $keepMode (local.get $mode))
+    (call $gemm (local.get $a) (local.get $aRow) (local.get $aCol) (local.get $b) (local.get $bRow) (local.get $bCol)
+      (local.get $c) (local.get $ldc) (local.get $i0) (local.get $i1) (local.get $k) (local.get $n)
+      (local.get $accumulate) (local.get $work))
+    (global.set $keepMode (i32.const 0)))
 
   ;; Products of at most this many multiply-adds take gemm_small (measured: 1×8×32 takes 300 ns
   ;; so and 440 ns packed, 32×32×1 980 and 1360 ns, 32×8×32 2000 and 1170 ns). Mutable, so that it
@@ -337,6 +364,13 @@
     (local $packA i32) (local $tile i32) (local $ldcb i32) (local $blocks i32) (local $kcMax i32)
     (local $jc i32) (local $nc i32) (local $pc i32) (local $kc i32) (local $ic i32) (local $mc i32)
     (local $jr i32) (local $ir i32) (local $load i32) (local $pa i32) (local $pb i32) (local $cp i32)
+    (local $mode i32) (local $wasKept i32) (local $allA i32) (local $allB i32) (local $skipA i32) (local $skipB i32)
+    (local $mc4 i32) (local $nc8 i32) (local $baseA i32) (local $baseB i32)
+    ;; Whatever happens below, the work area no longer holds a kept operand unless this call keeps one.
+    (local.set $mode (global.get $keepMode))
+    (global.set $keepMode (i32.const 0))
+    (local.set $wasKept (global.get $kept))
+    (global.set $kept (i32.const 0))
     (if (i32.or (i32.ge_s (local.get $i0) (local.get $i1)) (i32.le_s (local.get $n) (i32.const 0)))
       (then (return)))
     (if (i32.le_s (local.get $k) (i32.const 0))
@@ -354,10 +388,20 @@
         (return)))
     (local.set $ldcb (i32.shl (local.get $ldc) (i32.const 2)))
     (local.set $packA (i32.add (local.get $work) (i32.const 1048576)))
-    (local.set $tile (i32.add (local.get $packA) (i32.const 65536)))
+    (local.set $tile (i32.add (local.get $packA) (i32.const 524288)))
     ;; k in `blocks` nearly equal blocks of at most 256.
     (local.set $blocks (i32.div_u (i32.add (local.get $k) (i32.const 255)) (i32.const 256)))
     (local.set $kcMax (i32.div_u (i32.add (local.get $k) (i32.sub (local.get $blocks) (i32.const 1))) (local.get $blocks)))
+    ;; gemm_keep: A whole (one block of rows; every inner block at pc·mc4 values in), or B whole
+    ;; (one block of columns; every inner block at pc·nc8 values in), packed or already there.
+    (local.set $mc4 (i32.and (i32.add (i32.sub (local.get $i1) (local.get $i0)) (i32.const 3)) (i32.const -4)))
+    (local.set $nc8 (i32.and (i32.add (local.get $n) (i32.const 7)) (i32.const -8)))
+    (local.set $allA (i32.and (i32.and (i32.ge_u (local.get $mode) (i32.const 1)) (i32.le_u (local.get $mode) (i32.const 2)))
+      (i32.and (i32.le_s (local.get $mc4) (i32.const 64)) (i32.le_s (i32.mul (local.get $mc4) (local.get $k)) (i32.const 131072)))))
+    (local.set $allB (i32.and (i32.and (i32.ge_u (local.get $mode) (i32.const 3)) (i32.le_u (local.get $mode) (i32.const 4)))
+      (i32.and (i32.le_s (local.get $n) (i32.const 1024)) (i32.le_s (i32.mul (local.get $nc8) (local.get $k)) (i32.const 262144)))))
+    (local.set $skipA (i32.and (local.get $allA) (i32.and (i32.eq (local.get $mode) (i32.const 2)) (i32.eq (local.get $wasKept) (i32.const 1)))))
+    (local.set $skipB (i32.and (local.get $allB) (i32.and (i32.eq (local.get $mode) (i32.const 4)) (i32.eq (local.get $wasKept) (i32.const 2)))))
     (local.set $jc (i32.const 0))
     (loop $columns
       (local.set $nc (call $min (i32.const 1024) (i32.sub (local.get $n) (local.get $jc))))
@@ -365,24 +409,32 @@
       (loop $inner
         (local.set $kc (call $min (local.get $kcMax) (i32.sub (local.get $k) (local.get $pc))))
         (local.set $load (i32.or (local.get $accumulate) (i32.ne (local.get $pc) (i32.const 0))))
-        (call $pack
-          (i32.add (local.get $b) (i32.shl (i32.add (i32.mul (local.get $pc) (local.get $bRow))
-                                                    (i32.mul (local.get $jc) (local.get $bCol))) (i32.const 2)))
-          (local.get $bCol) (local.get $bRow) (local.get $nc) (local.get $kc) (i32.const 8) (local.get $work))
+        (local.set $baseB (select (i32.add (local.get $work) (i32.shl (i32.mul (local.get $pc) (local.get $nc8)) (i32.const 2)))
+                                  (local.get $work) (local.get $allB)))
+        (if (i32.eqz (local.get $skipB))
+          (then
+            (call $pack
+              (i32.add (local.get $b) (i32.shl (i32.add (i32.mul (local.get $pc) (local.get $bRow))
+                                                        (i32.mul (local.get $jc) (local.get $bCol))) (i32.const 2)))
+              (local.get $bCol) (local.get $bRow) (local.get $nc) (local.get $kc) (i32.const 8) (local.get $baseB))))
         (local.set $ic (local.get $i0))
         (loop $rows
           (local.set $mc (call $min (i32.const 64) (i32.sub (local.get $i1) (local.get $ic))))
-          (call $pack
-            (i32.add (local.get $a) (i32.shl (i32.add (i32.mul (local.get $ic) (local.get $aRow))
-                                                      (i32.mul (local.get $pc) (local.get $aCol))) (i32.const 2)))
-            (local.get $aRow) (local.get $aCol) (local.get $mc) (local.get $kc) (i32.const 4) (local.get $packA))
+          (local.set $baseA (select (i32.add (local.get $packA) (i32.shl (i32.mul (local.get $pc) (local.get $mc4)) (i32.const 2)))
+                                    (local.get $packA) (local.get $allA)))
+          (if (i32.eqz (local.get $skipA))
+            (then
+              (call $pack
+                (i32.add (local.get $a) (i32.shl (i32.add (i32.mul (local.get $ic) (local.get $aRow))
+                                                          (i32.mul (local.get $pc) (local.get $aCol))) (i32.const 2)))
+                (local.get $aRow) (local.get $aCol) (local.get $mc) (local.get $kc) (i32.const 4) (local.get $baseA))))
           (local.set $jr (i32.const 0))
           (loop $panelsB
             ;; Panel jr/8 of B starts jr·kc values in; panel ir/4 of A, ir·kc values in.
-            (local.set $pb (i32.add (local.get $work) (i32.shl (i32.mul (local.get $jr) (local.get $kc)) (i32.const 2))))
+            (local.set $pb (i32.add (local.get $baseB) (i32.shl (i32.mul (local.get $jr) (local.get $kc)) (i32.const 2))))
             (local.set $ir (i32.const 0))
             (loop $panelsA
-              (local.set $pa (i32.add (local.get $packA) (i32.shl (i32.mul (local.get $ir) (local.get $kc)) (i32.const 2))))
+              (local.set $pa (i32.add (local.get $baseA) (i32.shl (i32.mul (local.get $ir) (local.get $kc)) (i32.const 2))))
               (local.set $cp (i32.add (local.get $c)
                 (i32.add (i32.mul (i32.add (local.get $ic) (local.get $ir)) (local.get $ldcb))
                          (i32.shl (i32.add (local.get $jc) (local.get $jr)) (i32.const 2)))))
@@ -399,7 +451,8 @@
             (br_if $panelsB (i32.lt_s (local.tee $jr (i32.add (local.get $jr) (i32.const 8))) (local.get $nc))))
           (br_if $rows (i32.lt_s (local.tee $ic (i32.add (local.get $ic) (local.get $mc))) (local.get $i1))))
         (br_if $inner (i32.lt_s (local.tee $pc (i32.add (local.get $pc) (local.get $kc))) (local.get $k))))
-      (br_if $columns (i32.lt_s (local.tee $jc (i32.add (local.get $jc) (local.get $nc))) (local.get $n)))))
+      (br_if $columns (i32.lt_s (local.tee $jc (i32.add (local.get $jc) (local.get $nc))) (local.get $n))))
+    (global.set $kept (select (i32.const 1) (select (i32.const 2) (i32.const 0) (local.get $allB)) (local.get $allA))))
 
   ;; ------------------------------------------------------------------------------------------
   ;; Matrix product by dot products, for A·Bᵀ with both operands' rows contiguous along p:

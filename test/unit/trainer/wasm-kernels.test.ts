@@ -255,6 +255,52 @@ describe("matrix products = the JS kernels, to 1e-5 of the terms' size", () => {
     }
   });
 
+  it("gives the same bits when one thread's pieces reuse the operand they share (gemm_keep), and packs again after any other call", () => {
+    const w = kernelExports()!;
+    const work = arenaAddress(allocFloat32(w.gemm_work_bytes() / 4));
+    // W1's first layer by columns (A = the batch, kept), its weight gradient by rows (B = the batch,
+    // kept), an inner dimension past one block (k > 256), sizes off the tile (m 37, n 70), and an
+    // operand too large to keep (k 2100: packed block by block as gemm does).
+    for (const [m, k, n] of [[64, 784, 256], [37, 300, 70], [20, 2100, 40]]) {
+      const a = random(m * k);
+      const b = random(k * n);
+      const other = random(m * k);
+      const [at, bt, ot] = [arenaAddress(a), arenaAddress(b), arenaAddress(other)];
+      const whole = allocFloat32(m * n);
+      const pieces = allocFloat32(m * n);
+      const scratch = allocFloat32(m * n);
+      w.gemm(at, k, 1, bt, n, 1, arenaAddress(whole), n, 0, m, k, n, 0, work);
+      // By columns: A whole in every piece.
+      const columns = [0, 8 * Math.floor(n / 16), n - 8, n].filter((c, i, all) => i === 0 || c > all[i - 1]);
+      for (let i = 0; i + 1 < columns.length; i++) {
+        const [j0, j1] = [columns[i], columns[i + 1]];
+        w.gemm_keep(at, k, 1, bt + 4 * j0, n, 1, arenaAddress(pieces) + 4 * j0, n, 0, m, k, j1 - j0, 0, work, i === 0 ? 1 : 2);
+      }
+      expect(pieces).toEqual(whole);
+      // By rows: B whole in every piece.
+      pieces.fill(0);
+      const rows = [0, Math.floor(m / 2), m - 1, m];
+      for (let i = 0; i + 1 < rows.length; i++) {
+        w.gemm_keep(at, k, 1, bt, n, 1, arenaAddress(pieces), n, rows[i], rows[i + 1], k, n, 0, work, i === 0 ? 3 : 4);
+      }
+      expect(pieces).toEqual(whole);
+      // A call in between (another product in the same work area, or a small one) leaves nothing
+      // kept: the next piece packs its operand again instead of reading the other's.
+      pieces.fill(0);
+      const half = 8 * Math.floor(n / 16);
+      w.gemm_keep(at, k, 1, bt, n, 1, arenaAddress(pieces), n, 0, m, k, half, 0, work, 1);
+      w.gemm(ot, k, 1, bt, n, 1, arenaAddress(scratch), n, 0, m, k, n, 0, work);
+      w.gemm_keep(at, k, 1, bt + 4 * half, n, 1, arenaAddress(pieces) + 4 * half, n, 0, m, k, n - half, 0, work, 2);
+      expect(pieces).toEqual(whole);
+      pieces.fill(0);
+      w.gemm_keep(at, k, 1, bt, n, 1, arenaAddress(pieces), n, 0, 1, k, n, 0, work, 3);
+      w.gemm(ot, k, 1, bt, n, 1, arenaAddress(scratch), n, 0, 1, 2, 2, 0, work); // 4 multiply-adds: unpacked
+      w.gemm_keep(ot, k, 1, bt, n, 1, arenaAddress(scratch), n, 0, 1, k, n, 0, work, 1); // keeps A, not B
+      w.gemm_keep(at, k, 1, bt, n, 1, arenaAddress(pieces), n, 1, m, k, n, 0, work, 4);
+      expect(pieces).toEqual(whole);
+    }
+  });
+
   it("is deterministic: the same inputs give the same bits", () => {
     const [m, k, n] = [70, 300, 45];
     const a = random(m * k);

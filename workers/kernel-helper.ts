@@ -11,8 +11,10 @@ import { adoptArena, withArenaRegion } from "../src/trainer/wasm/arena.js";
 import { instantiateKernels, useKernels } from "../src/trainer/wasm/instance.js";
 import { rangePasses, runRangeTask } from "../src/trainer/wasm/wasm-kernels.js";
 import {
+  claimOwned,
   claimRange,
   controlLength,
+  ctrlWork,
   ctrlSlots,
   fargsView,
   rangeDone,
@@ -27,6 +29,7 @@ import {
   CTRL_TASK,
   CTRL_TICKET,
   FIXED_TICKET,
+  OWNED_TICKET,
   HELPER_SPIN_MS,
   spinWhile,
   type HelperData,
@@ -43,6 +46,9 @@ const fargs = fargsView(control);
 const results = resultsView(control, helpers);
 const times = timesView(control, helpers);
 const slot = ctrlSlots(helpers) + 2 * index;
+/** This helper's place among the pool's threads (the training thread is 0). */
+const thread = index + 1;
+const threadWork = new Float64Array(memory.buffer, controlAt + 4 * ctrlWork(helpers), helpers + 1);
 /** This helper's replica of the model being trained (data-parallel steps), once built. */
 let replica: ReplicaRunner | null = null;
 
@@ -58,7 +64,7 @@ function takeReplicaRequest(): ReplicaRequest {
   }
 }
 
-function runTask(task: number, at: number, r0: number, r1: number): void {
+function runTask(task: number, at: number, r0: number, r1: number, fresh: boolean): void {
   if (task === TASK_REPLICA_BUILD) {
     replica = null;
     const request = takeReplicaRequest();
@@ -67,7 +73,7 @@ function runTask(task: number, at: number, r0: number, r1: number): void {
     if (!replica) throw new Error("no replica was built");
     results[at] = replica.stepChunk(args, at, r0, r1);
   } else if (r1 > r0) {
-    runRangeTask(w, passes, task, args, fargs, r0, r1, control[slot], control[slot + 1]);
+    runRangeTask(w, passes, task, args, fargs, r0, r1, control[slot], control[slot + 1], fresh);
   }
 }
 
@@ -92,6 +98,14 @@ for (;;) {
   if ((t & 0xff) === FIXED_TICKET) {
     // This helper's own range (the training thread waits for it, so the task is still this one).
     runRange(control[CTRL_TASK], index + 1);
+  } else if ((t & 0xff) === OWNED_TICKET) {
+    // Its own pieces, then what is left of the others' (each claim succeeds only while its task runs).
+    const since = performance.now();
+    let fresh = true;
+    for (let at = claimOwned(control, gen, thread, helpers + 1); at >= 0; at = claimOwned(control, gen, thread, helpers + 1)) {
+      runRange(control[CTRL_TASK], at, since, fresh);
+      fresh = false;
+    }
   } else {
     // Ranges until none is left (the task is read after each claim: a claim only succeeds while
     // the task it was made for is still running).
@@ -99,17 +113,28 @@ for (;;) {
   }
 }
 
-/** Runs range `at` of the current task and counts it done, whatever happens. */
-function runRange(task: number, at: number): void {
+/**
+ * Runs range `at` of the current task and counts it done, whatever happens. A piece of a task of
+ * owned pieces comes with when this helper began to claim (`since`): its busy time so far and what
+ * it has done go to its own figures (kernel-pool.ts: rangeTimes); and with whether it is this
+ * helper's first (`fresh`): the pieces after the first reuse what the first packed (gemm_keep).
+ */
+function runRange(task: number, at: number, since = -1, fresh = true): void {
   const chunks = control[CTRL_CHUNKS];
   const began = performance.now();
+  const r0 = control[CTRL_BOUNDS + at];
+  const r1 = control[CTRL_BOUNDS + at + 1];
   try {
-    runTask(task, at, control[CTRL_BOUNDS + at], control[CTRL_BOUNDS + at + 1]);
+    runTask(task, at, r0, r1, fresh);
   } catch (err) {
     Atomics.add(control, CTRL_ERRORS, 1);
     parentPort!.postMessage({ error: err instanceof Error ? err.message : String(err) });
   } finally {
-    times[at] = performance.now() - began;
+    if (since < 0) times[at] = performance.now() - began;
+    else {
+      times[thread] = performance.now() - since;
+      threadWork[thread] += r1 - r0;
+    }
     rangeDone(control, chunks);
   }
 }

@@ -19,12 +19,22 @@
 // carries the generation so that a helper waking very late cannot claim a range of a later task
 // with the earlier task in mind. Helpers never allocate: their GEMM work areas and scratch areas are
 // allocated here, on the training thread, from the arena.
+//
+// A task of one range per thread (parallel.ts: ownedPieces) is claimed otherwise: each thread has a
+// word of its own in the control block (generation, first and end of its pieces not yet claimed),
+// takes its pieces from the first, and then the others' from the last (claimOwned). A product's
+// range ends in small pieces, so a thread the host holds up for a while gives the end of its range
+// to the other, which would otherwise wait for it; its first, large piece stays its own, with the
+// data its core holds. What each thread did and how long it was busy move the threads' shares.
 import { Worker } from "node:worker_threads";
 import {
   chunkBounds,
   evenShares,
   rebalanceShares,
   sharesAsRanges,
+  ownedPieces,
+  takesTails,
+  TAIL_PIECES,
   chunkedRanges,
   maxRanges,
   fixedRanges,
@@ -70,12 +80,21 @@ const boundsLength = (helpers: number): number => 2 * Math.ceil((maxRanges(helpe
 export const ctrlSlots = (helpers: number): number => CTRL_BOUNDS + boundsLength(helpers);
 /** Then one float64 result per range (2 int32 slots each; 8-byte aligned, as every part before is even). */
 export const ctrlResults = (helpers: number): number => ctrlSlots(helpers) + 2 * helpers;
-/** Then one float64 per range: how long the helper that ran it took, in ms. */
+/** Then one float64 per range: how long the helper that ran it took, in ms; in a task of owned
+ *  pieces, one per thread instead: how long helper thread t (1 up) has been busy on it so far. */
 export const ctrlTimes = (helpers: number): number => ctrlResults(helpers) + 2 * maxRanges(helpers + 1);
-export const controlLength = (helpers: number): number => ctrlTimes(helpers) + 2 * maxRanges(helpers + 1);
+/** Then one int32 per thread (an even count of slots): in a task of owned pieces, the thread's
+ *  pieces not yet claimed (ownedWord). */
+export const ctrlOwned = (helpers: number): number => ctrlTimes(helpers) + 2 * maxRanges(helpers + 1);
+/** Then one float64 per thread: in a task of owned pieces, how much of its total the thread has done. */
+export const ctrlWork = (helpers: number): number => ctrlOwned(helpers) + 2 * Math.ceil((helpers + 1) / 2);
+export const controlLength = (helpers: number): number => ctrlWork(helpers) + 2 * (helpers + 1);
 /** The ticket's second part for a task with fixed ranges (parallel.ts: fixedRanges): nothing to
  *  claim, each helper takes its own range. */
 export const FIXED_TICKET = 0xff;
+/** The ticket's second part for a task of owned pieces (parallel.ts: ownedPieces): each thread
+ *  claims its own pieces, then what is left of the others' (claimOwned). */
+export const OWNED_TICKET = 0xfd;
 /** The ticket's second part once a task has ended (start() closes it first thing): nothing to claim. */
 export const CLOSED_TICKET = 0xfe;
 /** The ticket of generation `gen` with `next` ranges claimed. */
@@ -95,6 +114,33 @@ export function claimRange(control: Int32Array, gen: number): number {
     if (next >= Atomics.load(control, CTRL_CHUNKS)) return -1;
     if (Atomics.compareExchange(control, CTRL_TICKET, t, t + 1) === t) return next;
   }
+}
+
+/** A thread's word in a task of owned pieces: the task's generation (low 16 bits), then the first
+ *  and the end of the thread's pieces not yet claimed (piece indices, below 256). */
+export const ownedWord = (gen: number, front: number, back: number): number => (((gen & 0xffff) << 16) | (front << 8) | back) | 0;
+
+/**
+ * Claims a piece of generation `gen`'s task of owned pieces for thread `thread` of `threads`: the
+ * first of its own still unclaimed, else the last of the next thread's that has any left (so a
+ * thread that falls behind loses the end of its range, and keeps the start, whose data it holds);
+ * returns the piece's index, or -1 when none is left or the task is another's. Each word is
+ * claimed from by compare-and-swap, its generation checked in the same operation.
+ */
+export function claimOwned(control: Int32Array, gen: number, thread: number, threads: number): number {
+  const base = ctrlOwned(threads - 1);
+  for (let i = 0; i < threads; i++) {
+    const at = base + ((thread + i) % threads);
+    for (;;) {
+      const word = Atomics.load(control, at);
+      if (word >>> 16 !== (gen & 0xffff)) break;
+      const front = (word >>> 8) & 0xff;
+      const back = word & 0xff;
+      if (front >= back) break;
+      if (Atomics.compareExchange(control, at, word, i === 0 ? word + 0x100 : word - 1) === word) return i === 0 ? front : back - 1;
+    }
+  }
+  return -1;
 }
 
 /** Counts one range of a task of `chunks` ranges done; wakes the training thread if that was the
@@ -187,9 +233,11 @@ export class KernelPool implements ParallelExecutor {
   readonly fargs: Float64Array;
   readonly results: Float64Array;
   /**
-   * For profiling (test/bench/thread-profile.ts): how long range `at` of the last task took, in ms,
-   * when a helper ran it (written before the helper counts the range done, so final once finish()
-   * returns; a range this thread ran keeps an older figure: time those around claim()).
+   * How long range `at` of the last task took, in ms, when a helper ran it (written before the
+   * helper counts the range done, so final once finish() returns; a range this thread ran keeps an
+   * older figure: time those around claim()). In a task of owned pieces, one figure per thread
+   * instead: how long helper thread t (1 up) was busy on its pieces, -1 when it ran none. The
+   * shares are moved by these; test/bench/thread-profile.ts shows them.
    */
   readonly rangeTimes: Float64Array;
   /** Settles when every helper has instantiated the kernels. */
@@ -205,12 +253,21 @@ export class KernelPool implements ParallelExecutor {
   private helperError: string | null = null;
   /** The ranges' bounds in the control block. */
   private readonly bounds: Int32Array;
-  /** The current task: its generation, ranges, and whether they are fixed (one per thread). */
+  /** The current task: its generation, ranges, and whether they are fixed (one per thread), or
+   *  owned pieces (parallel.ts: ownedPieces; each thread's first piece in `firsts`). */
   private gen = 0;
   private chunks = 0;
   private fixed = false;
+  private owned = false;
+  private readonly firsts: Int32Array;
+  /** In a task of owned pieces, how much of the total each thread has done (helpers write theirs). */
+  private readonly threadWork: Float64Array;
+  /** Whether the last claim() gave this thread its first range of the task. */
+  fresh = false;
   /** Whether this thread holds a claimed range not yet counted done, and whether it took its own (range 0). */
   private holding = false;
+  /** Whether this thread has claimed any range of the current task. */
+  private claimedAny = false;
   private tookOwn = false;
   from = 0;
   to = 0;
@@ -251,6 +308,8 @@ export class KernelPool implements ParallelExecutor {
     this.shareWork = new Float64Array(helpers + 1);
     this.shareMs = new Float64Array(helpers + 1);
     this.bounds = this.control.subarray(CTRL_BOUNDS, CTRL_BOUNDS + maxRanges(helpers + 1) + 1);
+    this.firsts = new Int32Array(helpers + 2);
+    this.threadWork = new Float64Array(this.control.buffer, this.control.byteOffset + 4 * ctrlWork(helpers), helpers + 1);
     const controlAt = helpers > 0 ? arenaAddressInt32(this.control) : -1;
     if (helpers === 0 || controlAt < 0) {
       this.threads = 1;
@@ -302,7 +361,10 @@ export class KernelPool implements ParallelExecutor {
     Atomics.store(c, CTRL_TICKET, ticket(this.gen, CLOSED_TICKET));
     const bounds = this.bounds;
     this.fixed = fixedRanges(task);
-    if (this.fixed) {
+    this.owned = !this.fixed && !chunkedRanges(task) && piece === 0;
+    if (this.owned) {
+      this.chunks = ownedPieces(total, align, n, this.shares, takesTails(task) ? TAIL_PIECES : 0, bounds, this.firsts);
+    } else if (this.fixed) {
       for (let i = 0; i <= n; i++) bounds[i] = rangeStart(total, n, align, i);
       this.chunks = n;
     } else if (chunkedRanges(task)) {
@@ -312,23 +374,31 @@ export class KernelPool implements ParallelExecutor {
     } else {
       this.chunks = chunkBounds(total, align, n, bounds, piece, this.shares);
     }
-    // One range per thread, cut at the shares: timed, so that the shares follow the threads' speeds.
-    this.timing = !this.fixed && piece === 0 && this.chunks === n && !chunkedRanges(task) && !sharesAsRanges(task);
-    if (this.timing) {
+    // Owned pieces, every thread with some: timed, so that the shares follow the threads' speeds.
+    this.timing = this.owned && !sharesAsRanges(task);
+    for (let i = 0; this.timing && i < n; i++) this.timing = this.firsts[i + 1] > this.firsts[i];
+    if (this.owned) {
       this.rangeTimes.fill(-1, 1, n);
+      this.threadWork.fill(0);
       this.total = total;
       this.began = performance.now();
       this.ownMs = -1;
     }
     this.gen = (this.gen + 1) | 0;
     this.holding = false;
-    // (With nothing to split, there is no own range to take.)
-    this.tookOwn = this.chunks === 0;
+    this.fresh = false;
+    this.claimedAny = false;
+    // (With nothing to split, or owned pieces, there is no range 0 to take first.)
+    this.tookOwn = this.chunks === 0 || this.owned;
     c[CTRL_TASK] = task;
     Atomics.store(c, CTRL_CHUNKS, this.chunks);
     Atomics.store(c, CTRL_DONE, 0);
+    if (this.owned) {
+      const words = ctrlOwned(n - 1);
+      for (let i = 0; i < n; i++) Atomics.store(c, words + i, ownedWord(this.gen, this.firsts[i], this.firsts[i + 1]));
+    }
     // This thread's own range is range 0, taken before the helpers may claim: the ticket starts at 1.
-    Atomics.store(c, CTRL_TICKET, ticket(this.gen, this.fixed ? FIXED_TICKET : 1));
+    Atomics.store(c, CTRL_TICKET, ticket(this.gen, this.fixed ? FIXED_TICKET : this.owned ? OWNED_TICKET : 1));
     Atomics.store(c, CTRL_GEN, this.gen);
     // A helper announces itself in CTRL_SLEEPERS before it looks at the generation one last time
     // and sleeps; this thread bumped the generation before looking at CTRL_SLEEPERS (both
@@ -340,11 +410,18 @@ export class KernelPool implements ParallelExecutor {
     const c = this.control;
     if (this.holding) {
       this.holding = false;
-      if (this.timing && this.ownMs < 0) this.ownMs = performance.now() - this.began;
       rangeDone(c, this.chunks);
     }
     let index = 0;
-    if (!this.tookOwn) this.tookOwn = true;
+    if (this.owned) {
+      index = claimOwned(c, this.gen, 0, this.threads);
+      if (index < 0) {
+        if (this.timing && this.ownMs < 0) this.ownMs = performance.now() - this.began;
+        return false;
+      }
+      if (index >= this.firsts[1]) this.taken++;
+      this.threadWork[0] += this.bounds[index + 1] - this.bounds[index];
+    } else if (!this.tookOwn) this.tookOwn = true;
     else if (this.fixed) return false;
     else {
       index = claimRange(c, this.gen);
@@ -352,6 +429,8 @@ export class KernelPool implements ParallelExecutor {
       this.taken++;
     }
     this.holding = true;
+    this.fresh = !this.claimedAny;
+    this.claimedAny = true;
     this.at = index;
     this.from = this.bounds[index];
     this.to = this.bounds[index + 1];
@@ -366,11 +445,13 @@ export class KernelPool implements ParallelExecutor {
       rangeDone(c, this.chunks);
     }
     // This thread's own range counts done even when it was never taken (when the caller threw
-    // first, or has nothing to do itself: a replica build's range 0).
+    // first, or has nothing to do itself: a replica build's range 0); so do the owned pieces no
+    // thread has claimed (only when the caller threw: it claims until none is left).
     if (!this.tookOwn) {
       this.tookOwn = true;
       rangeDone(c, this.chunks);
     }
+    if (this.owned) while (claimOwned(c, this.gen, 0, this.threads) >= 0) rangeDone(c, this.chunks);
     const chunks = this.chunks;
     let done = Atomics.load(c, CTRL_DONE);
     while (done < chunks) {
@@ -394,15 +475,15 @@ export class KernelPool implements ParallelExecutor {
     }
   }
 
-  /** Adds the task just finished to the shares' figures when each range was run by a thread of its
-   *  own (none taken by this thread for a late helper), and moves the shares every SHARE_WINDOW_MS
-   *  of this thread's timed work. */
+  /** Adds the task just finished to the shares' figures when every thread did some of it (what
+   *  each did, and how long it was busy), and moves the shares every SHARE_WINDOW_MS of this
+   *  thread's timed work. */
   private timeShares(): void {
     const n = this.threads;
     if (this.ownMs < 0) return;
     for (let i = 1; i < n; i++) if (!(this.rangeTimes[i] >= 0)) return;
     for (let i = 0; i < n; i++) {
-      this.shareWork[i] += (this.bounds[i + 1] - this.bounds[i]) / this.total;
+      this.shareWork[i] += this.threadWork[i] / this.total;
       this.shareMs[i] += i === 0 ? this.ownMs : this.rangeTimes[i];
     }
     if (this.shareMs[0] < SHARE_WINDOW_MS) return;

@@ -28,9 +28,13 @@
 // its weight gradient ([units, in]) by rows into the same runs, and the optimizer updates each
 // parameter block by the same runs of rows (TASK_SGD_BLOCKS, kernels.ts: ParamBlocks). Each thread
 // then finds the weights, gradients and optimizer state of its units where it left them. The runs
-// are cut at the threads' shares (chunkBounds), which the pool moves towards each thread's measured
-// speed (workers/kernel-pool.ts: shares): with one range per thread, a core the host slows down
-// would otherwise hold up every task by all of its slowness.
+// are cut at the threads' shares (chunkBounds, ownedPieces), which the pool moves towards each
+// thread's measured speed (workers/kernel-pool.ts: shares): with one range per thread, a core the
+// host slows down would otherwise hold up every task by all of its slowness. And a product's range
+// ends in two pieces of an eighth each, which a thread that has finished its own may take
+// (ownedPieces, takesTails): a core the host holds up for a moment gives them to the other instead
+// of keeping it waiting. A thread packs the operand its pieces share once (kernels.wat: gemm_keep),
+// so the pieces cost no more than the range.
 //
 // Two tasks cut their ranges otherwise: a replica's build is one range per helper, its own
 // (fixedRanges), and a data-parallel batch is cut into chunks by its rows alone (chunkedRanges).
@@ -135,24 +139,28 @@ export interface ParallelExecutor {
   /** The task's float64 arguments (MAX_FARGS), filled by the caller before start(). */
   readonly fargs: Float64Array;
   /**
-   * Cuts [0, total) into ranges whose bounds are multiples of `align` (or total): one per thread,
-   * and, with `piece` > 0, smaller ones of at least `piece` for whichever thread is free first
-   * (chunkBounds); one per thread for a task with fixedRanges, and chunks of `align` for one with
-   * chunkedRanges. Wakes the helpers. Each helper has a work area of its own for GEMM packing,
+   * Cuts [0, total) into ranges whose bounds are multiples of `align` (or total): one per thread
+   * at the threads' shares, a product's ending in pieces another thread may take (ownedPieces);
+   * with `piece` > 0, one per thread and smaller ones of at least `piece` for whichever thread is
+   * free first (chunkBounds); one per thread for a task with fixedRanges, and chunks of `align` for
+   * one with chunkedRanges. Wakes the helpers. Each helper has a work area of its own for GEMM packing,
    * and, when `areaFloats` > 0, a scratch area of at least that many floats (allocated by the
    * caller's thread, never by a helper).
    */
   start(task: number, total: number, align: number, areaFloats: number, piece?: number): void;
   /**
    * The calling thread's next range, in `from` and `to`; false when none is left: first its own,
-   * then any a helper has not claimed (with fixed ranges, only its own). Call it until false,
-   * computing each range.
+   * then any a helper has not claimed (a helper's pieces from the last; with fixed ranges, only its
+   * own). Call it until false, computing each range.
    */
   claim(): boolean;
   /** The range the last successful claim() gave, and its index. */
   readonly from: number;
   readonly to: number;
   readonly at: number;
+  /** Whether the last successful claim() gave this thread its first range of the task (a product's
+   *  later ranges on a thread reuse the operand its first packed: wasm-kernels.ts, gemmRange). */
+  readonly fresh: boolean;
   /** Waits until every range claimed by any thread is done (call it even when the own range threw). */
   finish(): void;
   /** One float64 per range (maxRanges), that the thread computing the range may write (a chunk's
@@ -253,6 +261,52 @@ export function chunkBounds(
     const end = Math.min(total, (firstUnits + Math.round(((units - firstUnits) * i) / tail)) * align);
     if (end > bounds[count]) bounds[++count] = end;
   }
+  return count;
+}
+
+/** Whether a task's one range per thread is cut into a head and up to TAIL_PIECES pieces at its
+ *  end, which a thread that has finished its own may take (ownedPieces): the products, whose later
+ *  pieces on one thread reuse the operand they share, packed for the first (kernels.wat:
+ *  gemm_keep), so that a piece costs no more than its part of the range. */
+export function takesTails(task: number): boolean {
+  return task === TASK_GEMM || task === TASK_GEMM_COLUMNS;
+}
+
+/** Most pieces at the end of a thread's range (takesTails). */
+export const TAIL_PIECES = 2;
+/** A tail piece's part of its thread's range: an eighth (so a thread can give away up to a quarter). */
+const TAIL_EIGHTHS = 1;
+
+/**
+ * Cuts [0, total) for a task of one range per thread into pieces, writing their bounds to `bounds`
+ * (count + 1 values, multiples of `align` or total) and, in `firsts`, each thread's first piece
+ * (threads + 1 values: thread t has pieces firsts[t] up to firsts[t + 1]); returns the count. The
+ * threads' ranges are cut at their cumulative `shares` as chunkBounds cuts them; with `tails`, each
+ * range with more than one aligned unit keeps a head and ends in up to `tails` pieces of an eighth
+ * of it (at least one unit each). A thread takes its own pieces from the first, and, once it has
+ * none left, another's from the last (workers/kernel-pool.ts: claimOwned): a thread that falls
+ * behind gives its end away. No piece is empty; a thread whose share holds no unit has none.
+ */
+export function ownedPieces(
+  total: number, align: number, threads: number, shares: Int32Array, tails: number, bounds: Int32Array, firsts: Int32Array,
+): number {
+  const units = Math.ceil(total / align);
+  const at = (unit: number): number => Math.min(total, unit * align);
+  let count = 0;
+  let u0 = 0;
+  bounds[0] = 0;
+  for (let t = 0; t < threads; t++) {
+    firsts[t] = count;
+    const u1 = t === threads - 1 ? units : Math.ceil((units * shares[t + 1]) / SHARE_ONE);
+    const width = u1 - u0;
+    if (width <= 0) continue;
+    const piece = Math.max(1, Math.floor((width * TAIL_EIGHTHS) / 8));
+    const tailCount = Math.min(tails, Math.floor((width - 1) / piece));
+    bounds[++count] = at(u1 - tailCount * piece);
+    for (let i = tailCount - 1; i >= 0; i--) bounds[++count] = at(u1 - i * piece);
+    u0 = u1;
+  }
+  firsts[threads] = count;
   return count;
 }
 

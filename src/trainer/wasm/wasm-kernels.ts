@@ -234,7 +234,8 @@ const patchFloats = (g: WindowGeometry): number => g.channels * g.kernelH * g.ke
 /**
  * One range of a parallel task (parallel.ts), on a helper thread: the same passes the calling thread
  * runs on its own range. `work`: this thread's GEMM work area; `area`: its scratch area (one
- * sample's patches or dColT), both byte addresses in the shared memory.
+ * sample's patches or dColT), both byte addresses in the shared memory; `fresh`: whether it is the
+ * thread's first range of the task (a product's later ranges reuse what the first packed).
  */
 export function runRangeTask(
   w: KernelExports,
@@ -246,11 +247,12 @@ export function runRangeTask(
   r1: number,
   work: number,
   area: number,
+  fresh = true,
 ): void {
   switch (task) {
     case TASK_GEMM:
     case TASK_GEMM_COLUMNS:
-      gemmRange(w, a, task === TASK_GEMM_COLUMNS, r0, r1, work);
+      gemmRange(w, a, task === TASK_GEMM_COLUMNS, r0, r1, work, fresh);
       return;
     case TASK_SGD:
       w.sgd_update(a[0], a[1], a[2], r0, r1, f[0], f[1], f[2], a[3]);
@@ -315,32 +317,34 @@ export function addGradSlots(w: KernelExports, args: Int32Array, i0: number, i1:
  * Range [r0, r1) of a split product (TASK_GEMM: rows of C; TASK_GEMM_COLUMNS: columns), with the
  * work around it on the same rows or columns (see the kernels' gemm): A's prologue on A's columns
  * r0..r1 (C's rows: A is stored [k, m], transposed), the bias copied into C's block, the product
- * accumulated onto it, relu on the block. args as TASK_GEMM (parallel.ts).
+ * accumulated onto it, relu on the block. args as TASK_GEMM (parallel.ts). The operand every range
+ * shares (all of A by columns, all of B by rows) is packed once per thread and task: `fresh` for the
+ * thread's first range, which packs it and keeps it in `work`; the later ones reuse it (gemm_keep).
  */
-export function gemmRange(w: KernelExports, a: Int32Array, byColumns: boolean, r0: number, r1: number, work: number): void {
+export function gemmRange(w: KernelExports, a: Int32Array, byColumns: boolean, r0: number, r1: number, work: number, fresh: boolean): void {
   const c = a[6], ldc = a[7], k = a[8], n = a[9], m = a[11], bias = a[12];
   const acc = bias !== 0 ? 1 : a[10];
   if (!byColumns && a[14] !== 0) w.relu_backward_rows(a[14] + 4 * r0, a[0] + 4 * r0, a[2], 0, k, r1 - r0);
   if (!byColumns && a[15] !== 0) w.sum_rows(a[0], a[15], k, a[2], r0, r1);
   if (byColumns) {
     if (bias !== 0) w.copy_rows(c + 4 * r0, ldc, 0, m, r1 - r0, bias + 4 * r0);
-    gemmColumns(w, a[0], a[1], a[2], a[3], a[4], a[5], c, ldc, m, k, acc, r0, r1, work);
+    gemmColumns(w, a[0], a[1], a[2], a[3], a[4], a[5], c, ldc, m, k, acc, r0, r1, work, fresh ? 1 : 2);
     if (a[13] !== 0) w.relu_rows(c + 4 * r0, ldc, 0, m, r1 - r0);
   } else {
     if (bias !== 0) w.copy_rows(c, ldc, r0, r1, n, bias);
-    w.gemm(a[0], a[1], a[2], a[3], a[4], a[5], c, ldc, r0, r1, k, n, acc, work);
+    w.gemm_keep(a[0], a[1], a[2], a[3], a[4], a[5], c, ldc, r0, r1, k, n, acc, work, fresh ? 3 : 4);
     if (a[13] !== 0) w.relu_rows(c, ldc, r0, r1, n);
   }
 }
 
 /** Columns [j0, j1) of the product C = A·B over all m rows: B and C start j0 columns in. Each
- *  value is computed as in a call over all columns. */
+ *  value is computed as in a call over all columns. `keep`: gemm_keep's mode for A. */
 function gemmColumns(
   w: KernelExports,
   a: number, aRow: number, aCol: number, b: number, bRow: number, bCol: number, c: number, ldc: number,
-  m: number, k: number, acc: number, j0: number, j1: number, work: number,
+  m: number, k: number, acc: number, j0: number, j1: number, work: number, keep: number,
 ): void {
-  w.gemm(a, aRow, aCol, b + 4 * j0 * bCol, bRow, bCol, c + 4 * j0, ldc, 0, m, k, j1 - j0, acc, work);
+  w.gemm_keep(a, aRow, aCol, b + 4 * j0 * bCol, bRow, bCol, c + 4 * j0, ldc, 0, m, k, j1 - j0, acc, work, keep);
 }
 
 /** Products with fewer multiply-adds than this stay on one thread (waking helpers costs more). */
@@ -443,7 +447,7 @@ export function createWasmKernels(js: Kernels): Kernels {
     args[8] = k; args[9] = n; args[10] = acc; args[11] = m; args[12] = bias; args[13] = relu ? 1 : 0; args[14] = reluOf; args[15] = sums;
     ex.start(byColumns ? TASK_GEMM_COLUMNS : TASK_GEMM, byColumns ? n : m, 8, 0, byColumns || evenRows ? 0 : ROW_PIECE);
     try {
-      while (ex.claim()) gemmRange(w, args, byColumns, ex.from, ex.to, workAt);
+      while (ex.claim()) gemmRange(w, args, byColumns, ex.from, ex.to, workAt, ex.fresh);
     } finally {
       ex.finish();
     }

@@ -151,6 +151,7 @@ describe("data-parallel gradient passes", () => {
       from: 0,
       to: 0,
       at: 0,
+      fresh: true,
       finish: () => {
         throw new Error("a kernel helper thread failed: replica: its region of the arena is too small");
       },
@@ -216,6 +217,7 @@ describe("data-parallel gradient passes", () => {
       from: 0,
       to: 0,
       at: 0,
+      fresh: true,
       postReplica: () => undefined,
       start(task, total, align) {
         chunked = task === TASK_REPLICA_STEP;
@@ -226,7 +228,7 @@ describe("data-parallel gradient passes", () => {
       },
       claim() {
         if (next >= bounds.length - 1) return false;
-        Object.assign(lone, { at: next, from: bounds[next], to: bounds[next + 1] });
+        Object.assign(lone, { at: next, from: bounds[next], to: bounds[next + 1], fresh: next === 0 });
         if (chunked) chunksTrained++;
         next++;
         return true;

@@ -2,18 +2,21 @@
 // memory must give bit-identical weights to the single-thread run.
 import { afterAll, describe, expect, it } from "vitest";
 import { buildModel, createLoss, createOptimizer, modelSchema, optimizerSchema } from "../../../src/trainer/index.js";
-import { chunkBounds, evenShares, parallelExecutor, rangeStart, rebalanceShares, SHARE_ONE } from "../../../src/trainer/parallel.js";
+import { chunkBounds, evenShares, ownedPieces, parallelExecutor, rangeStart, rebalanceShares, SHARE_ONE } from "../../../src/trainer/parallel.js";
 import { jsKernels, kernels, kernelsChoice } from "../../../src/trainer/kernels.js";
 import { allocFloat32, allocInt32 } from "../../../src/trainer/wasm/arena.js";
 import { VALUE_PIECE } from "../../../src/trainer/wasm/wasm-kernels.js";
 import { inputWidth, syntheticData, targetWidth, WORKLOADS, type Workload } from "../../bench/workloads.js";
 import {
+  claimOwned,
   claimRange,
   CLOSED_TICKET,
+  ctrlOwned,
   CTRL_CHUNKS,
   CTRL_TICKET,
   controlLength,
   FIXED_TICKET,
+  ownedWord,
   startKernelPool,
   ticket,
   type KernelPool,
@@ -95,6 +98,56 @@ describe("parallel kernels", () => {
     // A share too small for one run gives no range.
     expect(cut(16, 8, [0, 10, SHARE_ONE])).toEqual([0, 8, 16]);
     expect(cut(16, 8, [0, 0, SHARE_ONE])).toEqual([0, 16]);
+  });
+
+  it("cuts a task of one range per thread into owned pieces: at the shares, a product's range ending in two pieces of an eighth", () => {
+    const bounds = new Int32Array(16);
+    const firsts = new Int32Array(4);
+    const cut = (total: number, align: number, shares: number[], tails: number) => {
+      const threads = shares.length - 1;
+      const count = ownedPieces(total, align, threads, Int32Array.from(shares), tails, bounds, firsts);
+      const pieces = Array.from(bounds.subarray(0, count + 1));
+      // Every piece holds something, every bound is aligned (or the total), all is covered.
+      for (let i = 0; i < count; i++) expect(pieces[i + 1]).toBeGreaterThan(pieces[i]);
+      for (const b of pieces) expect(b === total || b % align === 0).toBe(true);
+      expect(pieces[0]).toBe(0);
+      expect(pieces[count]).toBe(total);
+      return { pieces, firsts: Array.from(firsts.subarray(0, threads + 1)) };
+    };
+    const even = Array.from(evenShares(2));
+    // W1's first layer: 256 units in runs of 8, 16 runs a thread: a head of 12, two pieces of 2.
+    expect(cut(256, 8, even, 2)).toEqual({ pieces: [0, 96, 112, 128, 224, 240, 256], firsts: [0, 3, 6] });
+    // Without tails, or with them, the threads' ranges are chunkBounds's at the same shares.
+    for (const shares of [even, [0, 20_000, SHARE_ONE], Array.from(evenShares(3))]) {
+      const expected = Array.from(bounds.subarray(0, chunkBounds(100, 8, shares.length - 1, bounds, 0, Int32Array.from(shares)) + 1));
+      expect(cut(100, 8, shares, 0).pieces).toEqual(expected);
+      const { pieces, firsts: starts } = cut(100, 8, shares, 2);
+      expect(starts.map((p) => pieces[p])).toEqual(expected);
+    }
+    // Not a multiple of the alignment: 13 runs, 7 and 6; pieces of one run.
+    expect(cut(100, 8, even, 2)).toEqual({ pieces: [0, 40, 48, 56, 88, 96, 100], firsts: [0, 3, 6] });
+    // One run a thread: no tails. A share with no run: no pieces (that thread's first is the next's).
+    expect(cut(16, 8, even, 2)).toEqual({ pieces: [0, 8, 16], firsts: [0, 1, 2] });
+    expect(cut(16, 8, [0, 0, SHARE_ONE], 2)).toEqual({ pieces: [0, 8, 16], firsts: [0, 0, 2] });
+  });
+
+  it("claims a thread's own pieces from the first, then the others' from the last, each once, none of another task", () => {
+    const control = new Int32Array(controlLength(2));
+    const words = ctrlOwned(2);
+    // Generation 5, three threads: pieces 0-2, 3-5 and 6 (a thread with one piece).
+    const set = (gen: number) => [0, 3, 6, 7].forEach((first, t, all) => t < 3 && (control[words + t] = ownedWord(gen, first, all[t + 1])));
+    set(5);
+    const claims = (thread: number) => claimOwned(control, 5, thread, 3);
+    expect([claims(0), claims(1), claims(2)]).toEqual([0, 3, 6]);
+    // Thread 2 has none left: it takes thread 0's last, then thread 0's next-to-last.
+    expect([claims(2), claims(2)]).toEqual([2, 1]);
+    // Thread 0 has none left: it takes thread 1's last; thread 1 its own next.
+    expect([claims(0), claims(1)]).toEqual([5, 4]);
+    expect([claims(0), claims(1), claims(2)]).toEqual([-1, -1, -1]);
+    // Another task's generation claims nothing; the words hold 16 bits of it.
+    set(5);
+    expect(claimOwned(control, 4, 0, 3)).toBe(-1);
+    expect(claimOwned(control, 0x10005, 1, 3)).toBe(3);
   });
 
   it("moves the shares halfway towards the threads' measured speeds, keeping about a quarter of an even share at least", () => {
@@ -184,6 +237,37 @@ describe("parallel kernels", () => {
     expect(parallelExecutor()).toBeNull();
   }, 60_000);
 
+  it("gives the single-thread results when the training thread takes a helper's pieces (a helper held up, or asleep)", async () => {
+    // A product split by columns into owned pieces (2 threads: a head and two tails each). After a
+    // pause the helper sleeps, and the training thread, done with its own pieces, takes the
+    // helper's from the last; the helper may still take its head, or take nothing.
+    const m = 64, k = 96, n = 512;
+    const a = allocFloat32(m * k), b = allocFloat32(k * n), c = allocFloat32(m * n);
+    for (let i = 0; i < a.length; i++) a[i] = Math.sin(i);
+    for (let i = 0; i < b.length; i++) b[i] = Math.cos(i) - 0.1;
+    const run = (): Uint32Array => {
+      const out = new Uint32Array(200 * 4);
+      for (let t = 0; t < 200; t++) {
+        kernels.matmul(a, b, c, m, k, n, null);
+        out.set([0, 100, 300, 511].map((j) => bits(c)[(t % m) * n + j]), 4 * t);
+        if (t % 3 === 0) {
+          const until = performance.now() + 1;
+          while (performance.now() < until);
+        }
+      }
+      return out;
+    };
+    expect(parallelExecutor()).toBeNull();
+    const single = run();
+    const local = await startKernelPool(2);
+    try {
+      expect(run()).toEqual(single);
+      expect(local.taken).toBeGreaterThan(0);
+    } finally {
+      await local.close();
+    }
+  }, 60_000);
+
   it("updates parameters by blocks of rows (ParamBlocks) to the same bits as the flat JS loop, for SGD and Adam, 2 and 3 threads", async () => {
     // Blocks of every kind of shape: rows not a multiple of 8, fewer rows than 8 per thread, one
     // row, one column (a bias), a long column (any other layer's parameters).
@@ -267,8 +351,8 @@ describe("parallel kernels", () => {
     }
   }, 60_000);
 
-  it("times each range a helper runs, and only those (rangeTimes, for profiling)", async () => {
-    const m = 32, k = 64, n = 512; // split by columns into one range per thread
+  it("times what a helper runs of a task of owned pieces, and only that (rangeTimes: the shares' figures)", async () => {
+    const m = 32, k = 64, n = 512; // split by columns into owned pieces
     const a = allocFloat32(m * k), b = allocFloat32(k * n), c = allocFloat32(m * n);
     for (let i = 0; i < a.length; i++) a[i] = Math.sin(i);
     for (let i = 0; i < b.length; i++) b[i] = Math.cos(i);
@@ -278,8 +362,8 @@ describe("parallel kernels", () => {
       for (let t = 0; t < 200; t++) {
         local.rangeTimes.fill(-1);
         kernels.matmul(a, b, c, m, k, n, null);
-        // The training thread's own range is never timed there; the helper's is, unless the
-        // training thread took it first (then it stays -1 too).
+        // The training thread's time is never written there; the helper's busy time is, unless
+        // the training thread took all its pieces first (then it stays -1 too).
         expect(local.rangeTimes[0]).toBe(-1);
         const helper = local.rangeTimes[1];
         if (helper !== -1) {

@@ -7,6 +7,10 @@
 //
 //   npx tsx test/bench/thread-profile.ts [--workload W1] [--threads 2] [--seconds 20]
 //
+// At the end, for each task over the whole run: how long the training thread waited for the helpers
+// once it had no range left to claim (median, 90th and 99th percentiles, mean), and how much of that mean
+// came from waits over STALL_MS: a helper descheduled for a while shows there, not in the shares.
+//
 // Not part of `npm run bench`: a tool for finding what a second thread loses, on this machine, now,
 // in a step whose products and optimizer are split over the threads (W1; not a data-parallel step).
 import { parseArgs } from "node:util";
@@ -52,24 +56,29 @@ const TASK_NAMES = new Map<number, string>(
     .map(([name, value]) => [value as number, name.slice(5).toLowerCase()]),
 );
 
-/** Per task of the step (by its place in the step): summed ms over the current second. */
+/** Per task of the step (by its place in the step): summed ms over the current second, and every
+ *  wait of the run after the training thread's own range. */
 interface Site {
   label: string;
   total: number;
   own: number;
   helper: number;
+  waits: number[];
 }
 const sites: Site[] = [];
 let at = 0;
 let began = 0;
 let ownDone = false;
+let ownEnd = 0;
+/** A wait longer than this (ms) counts as a stall. */
+const STALL_MS = 0.2;
 
 // The executor the kernels see: the pool, with its calls timed.
 const timed = new Proxy(pool, {
   get(target, key) {
     if (key === "start") {
       return (task: number, total: number, align: number, areaFloats: number, piece?: number) => {
-        sites[at] ??= { label: `${TASK_NAMES.get(task) ?? task} over ${total}`, total: 0, own: 0, helper: 0 };
+        sites[at] ??= { label: `${TASK_NAMES.get(task) ?? task} over ${total}`, total: 0, own: 0, helper: 0, waits: [] };
         ownDone = false;
         target.rangeTimes.fill(0);
         began = performance.now();
@@ -81,7 +90,8 @@ const timed = new Proxy(pool, {
         const more = target.claim();
         if (!more && !ownDone) {
           ownDone = true;
-          sites[at].own += performance.now() - began;
+          ownEnd = performance.now();
+          sites[at].own += ownEnd - began;
         }
         return more;
       };
@@ -90,7 +100,9 @@ const timed = new Proxy(pool, {
       return () => {
         target.finish();
         const site = sites[at++];
-        site.total += performance.now() - began;
+        const now = performance.now();
+        site.total += now - began;
+        site.waits.push(ownDone ? now - ownEnd : 0);
         // rangeTimes holds the ranges the helpers ran (zeroed at start: the others stay 0, or -1
         // where the pool marks the ranges it times).
         let busy = 0;
@@ -109,7 +121,10 @@ const step = (): void => {
   runner.step();
 };
 for (const until = performance.now() + 1000; performance.now() < until; ) step(); // warm-up
-for (const site of sites) site.total = site.own = site.helper = 0;
+for (const site of sites) {
+  site.total = site.own = site.helper = 0;
+  site.waits = [];
+}
 
 /** The threads' shares of the one-range-per-thread tasks now (kernel-pool.ts: shares), in %. */
 const shareText = (): string =>
@@ -134,5 +149,12 @@ for (let s = 0; s < seconds; s++) {
   for (const site of sites) site.total = site.own = site.helper = 0;
 }
 console.log(`tasks: ${sites.map((site, i) => `${i + 1}: ${site.label}`).join("; ")}`);
+console.log(`the training thread's wait once it had no range left to claim, per task, in µs: median, 90th, 99th percentile, mean (of which from waits over ${STALL_MS * 1000} µs)`);
+for (const [i, site] of sites.entries()) {
+  const waits = site.waits.sort((a, b) => a - b);
+  const at = (q: number): string => (1000 * waits[Math.floor(q * (waits.length - 1))]).toFixed(0);
+  const mean = (list: number[]): string => ((1000 * list.reduce((sum, ms) => sum + ms, 0)) / waits.length).toFixed(0);
+  console.log(`  ${i + 1}: ${at(0.5)}, ${at(0.9)}, ${at(0.99)}, ${mean(waits)} (${mean(waits.filter((ms) => ms > STALL_MS))})`);
+}
 setParallelExecutor(pool);
 await runner.close();

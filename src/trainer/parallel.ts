@@ -7,12 +7,13 @@
 // described here.
 //
 // A parallel call fills `args` (the task's integer arguments: arena addresses, strides, sizes), then
-// start() cuts [0, total) into ranges (chunkBounds: one per thread, and, for the passes where cutting
-// costs nothing, smaller ones for the end) and wakes the helpers. The calling thread computes the
-// first range, each helper claims one of the others (claim()), and a thread that has finished its
-// own claims any range still unclaimed: a helper that the machine is slow to wake (a virtual
-// machine's cores are shared with the host; waking one that sleeps can take hundreds of
-// microseconds), or slows down for a while, then holds the other up by at most a small range.
+// start() cuts [0, total) into ranges (ownedPieces: one per thread, a product's ending in small
+// pieces; chunkBounds: one per thread, and, for the passes where cutting costs nothing, smaller ones
+// for the end) and wakes the helpers. Each thread computes its own range (claim()), and a thread
+// that has finished its own claims any range still unclaimed: a helper that the machine is slow to
+// wake (a virtual machine's cores are shared with the host; waking one that sleeps can take
+// hundreds of microseconds), or slows down for a while, then holds the other up by at most a small
+// range.
 // finish() waits until every claimed range is done. Every range runs the same code
 // (wasm-kernels.ts: runRangeTask) on the same module and memory, and each output value is computed
 // by the same operations whatever the split and whichever thread computes it, so results are
@@ -291,7 +292,6 @@ export function ownedPieces(
   total: number, align: number, threads: number, shares: Int32Array, tails: number, bounds: Int32Array, firsts: Int32Array,
 ): number {
   const units = Math.ceil(total / align);
-  const at = (unit: number): number => Math.min(total, unit * align);
   let count = 0;
   let u0 = 0;
   bounds[0] = 0;
@@ -302,8 +302,7 @@ export function ownedPieces(
     if (width <= 0) continue;
     const piece = Math.max(1, Math.floor((width * TAIL_EIGHTHS) / 8));
     const tailCount = Math.min(tails, Math.floor((width - 1) / piece));
-    bounds[++count] = at(u1 - tailCount * piece);
-    for (let i = tailCount - 1; i >= 0; i--) bounds[++count] = at(u1 - i * piece);
+    for (let i = tailCount; i >= 0; i--) bounds[++count] = Math.min(total, (u1 - i * piece) * align);
     u0 = u1;
   }
   firsts[threads] = count;

@@ -441,7 +441,6 @@ export class KernelPool implements ParallelExecutor {
     const c = this.control;
     if (this.holding) {
       this.holding = false;
-      if (this.timing && this.ownMs < 0) this.ownMs = performance.now() - this.began;
       rangeDone(c, this.chunks);
     }
     // This thread's own range counts done even when it was never taken (when the caller threw
